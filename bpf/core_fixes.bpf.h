@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (BSD-2-Clause OR GPL-2.0) */
+/*
+ * Differences between kernels, each decided by CO-RE at load time against the
+ * running kernel's BTF, so one object serves them all. Each cites the change.
+ */
+#pragma once
+
+#include "kernel.h"
+#include <bpf/bpf_core_read.h>
+
+/*
+ * Linux 6.17, "tcp: trace retransmit failures in tcp_retransmit_skb": the
+ * tracepoint moved into __tcp_retransmit_skb() with a third argument,
+ * `int err`, and now also fires for failed retransmissions. It left the
+ * tcp_event_sk_skb class for a class of its own, whose raw event struct
+ * (trace_event_raw_tcp_retransmit_skb) carries `err`. Before, the raw context
+ * has two arguments and reading a third one is rejected by the verifier; a
+ * branch on this constant is pruned before verification, so the old path is
+ * what runs there.
+ */
+struct trace_event_raw_tcp_retransmit_skb___x {
+	int err;
+} __attribute__((preserve_access_index));
+
+static __always_inline int retransmit_tp_has_err(void)
+{
+	return bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb___x, err);
+}
+
+/*
+ * The same change: __tcp_retransmit_skb() bails out with these errors before
+ * it adds the skb to TcpRetransSegs and tcp_sock.total_retrans; any other
+ * error comes from the transmit itself, after the counters moved.
+ */
+#define XP_EINVAL 22
+#define XP_ENOMEM 12
+#define XP_EAGAIN 11
+#define XP_EBUSY 16
+#define XP_EHOSTUNREACH 113
+
+static __always_inline int retransmit_err_before_counting(int err)
+{
+	return err == -XP_EBUSY || err == -XP_EINVAL || err == -XP_ENOMEM ||
+	       err == -XP_EAGAIN || err == -XP_EHOSTUNREACH;
+}
+
+/*
+ * Linux without CONFIG_IPV6 has no skc_v6_* fields; reading them would make
+ * the whole object fail to load there.
+ */
+static __always_inline int sock_has_ipv6(void)
+{
+	return bpf_core_field_exists(struct sock_common, skc_v6_daddr);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: (BSD-2-Clause OR GPL-2.0) */
+/*
+ * The few kernel types the probe reads, declared by hand instead of a
+ * vmlinux.h dumped from the build machine's kernel.
+ *
+ * Every struct carries preserve_access_index, so each field access compiles
+ * to a CO-RE relocation that libbpf resolves by name against the running
+ * kernel's BTF at load time: the offsets written here are never used, only
+ * the names. Fields the kernel nests in anonymous unions are declared flat;
+ * libbpf finds them inside the anonymous members. Nothing here ties the
+ * object to the kernel it was built on.
+ */
+#pragma once
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+#define AF_INET 2
+#define AF_INET6 10
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct in6_addr {
+	__u8 s6_addr[16];
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	volatile unsigned char skc_state;
+	possible_net_t skc_net;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+};
+
+struct inode {
+	unsigned long i_ino;
+};
+
+struct file {
+	struct inode *f_inode;
+};
+
+struct socket {
+	struct file *file;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	struct socket *sk_socket;
+};
+
+struct tcp_sock {
+	__u32 segs_out;
+	__u32 total_retrans;
+};
+
+struct request_sock {
+	struct sock_common __req_common;
+	__u8 num_retrans;
+};
+
+struct sk_buff {
+	char cb[48];
+};
+
+struct tcp_skb_cb {
+	__u16 tcp_gso_segs;
+};
+
+#pragma clang attribute pop

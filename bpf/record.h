@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: (BSD-2-Clause OR GPL-2.0) */
+/*
+ * The one definition of what the BPF program hands to user space.
+ *
+ * clang compiles it into the BPF object; the cffi build feeds the same text
+ * to cdef, and the Python decoder derives its unpacking from that.
+ * tests/test_layout.py compares the layout the BPF object carries in its BTF
+ * with the one the decoder uses, so the two sides cannot drift apart.
+ *
+ * Rules that keep it readable by both: fixed-width types only, every field
+ * naturally aligned, no implicit padding, only integer #defines.
+ */
+
+#define XP_ADDR_LEN 16
+
+/* Which kernel hook produced the record. */
+enum xp_source {
+	XP_SRC_RETRANSMIT = 1,	/* tcp:tcp_retransmit_skb */
+	XP_SRC_SYNACK = 2,	/* tcp:tcp_retransmit_synack */
+	XP_SRC_CLOSE = 3,	/* tcp:tcp_destroy_sock of a socket seen retransmitting */
+};
+
+/* Bits of xp_record.flags. */
+enum xp_flag {
+	/* The tracepoint has the 6.17+ layout (sk, skb, err): err is real. */
+	XP_F_ERR_LAYOUT = 1,
+	/* First record of this socket: segs is the skb's own segment count,
+	 * later ones carry the rise of the socket's counter. */
+	XP_F_FIRST = 2,
+};
+
+struct xp_record {
+	__u64 ts_ns;		/* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+	__u64 sock;		/* kernel address of the socket: the key of per-socket state */
+	__u64 ino;		/* inode of the socket's file (the listener's for a SYN-ACK), 0 if none */
+	__u32 netns;		/* inode of the socket's network namespace */
+	__u32 segs;		/* retransmitted segments this record accounts for */
+	__u32 retrans;		/* segments the flow has retransmitted in its life, this one included */
+	__u32 sent;		/* segments the flow has sent in its life, retransmissions included */
+	__s32 err;		/* 0, or the kernel's -errno for a failed retransmission */
+	__u32 flags;		/* enum xp_flag bits */
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u16 sport;		/* local port, host order */
+	__u16 dport;		/* remote port, host order */
+	__u8 state;		/* TCP state (TCP_ESTABLISHED = 1, ...) */
+	__u8 source;		/* enum xp_source */
+	__u8 saddr[XP_ADDR_LEN];	/* local address; IPv4 in the first 4 bytes */
+	__u8 daddr[XP_ADDR_LEN];	/* remote address */
+};

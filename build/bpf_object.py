@@ -1,0 +1,50 @@
+"""Compiles bpf/probe.bpf.c into the CO-RE object shipped inside the package.
+
+clang is needed here, at build time only: nodes get the finished object, and
+libbpf relocates it against their kernel's BTF when it loads.
+"""
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "bpf" / "probe.bpf.c"
+
+# bpf_tracing.h needs the target's name for its register macros.
+TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "ppc64le": "powerpc", "s390x": "s390"}
+
+
+def _multiarch_include() -> list:
+    """The host's <asm/types.h> lives in a multiarch directory on Debian."""
+    try:
+        triplet = subprocess.run(
+            ["gcc", "-print-multiarch"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    path = Path("/usr/include") / triplet
+    return ["-I", str(path)] if triplet and path.is_dir() else []
+
+
+def compile_object(out: Path) -> None:
+    clang = os.environ.get("CLANG", "clang")
+    arch = TARGET_ARCH.get(platform.machine())
+    if arch is None:
+        raise SystemExit(f"bpf_object: no BPF target arch known for {platform.machine()}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
+         *_multiarch_include(), "-Wall", "-Werror", "-c", str(SOURCE), "-o", str(out)],
+        check=True,
+    )
+    # DWARF is for humans; libbpf needs only the .BTF and .BTF.ext sections.
+    strip = shutil.which(os.environ.get("LLVM_STRIP", "llvm-strip"))
+    if strip:
+        subprocess.run([strip, "-g", str(out)], check=True)
+
+
+if __name__ == "__main__":
+    compile_object(ROOT / "build" / "out" / "probe.bpf.o")

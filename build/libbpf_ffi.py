@@ -1,0 +1,216 @@
+"""cffi build script for ``xctl_probe._libbpf``, wired through ``cffi_modules``.
+
+The extension binds the part of libbpf the probe uses (open, load, attach, ring
+buffer) and declares ``struct xp_record`` from ``bpf/record.h``, the same header
+the BPF program is compiled with. A few small C helpers live here because they
+must be C: the libbpf print callback (variadic) and the ring buffer sample
+callback, which copies records into one batch that Python decodes in bulk
+instead of paying a Python call per record.
+"""
+
+from pathlib import Path
+
+import cffi
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD_H = ROOT / "bpf" / "record.h"
+
+# cdef does not know the kernel's fixed-width type names used by record.h.
+KERNEL_TYPES = """
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef int32_t __s32;
+typedef uint64_t __u64;
+"""
+
+LIBBPF_CDEF = """
+struct bpf_object;
+struct bpf_program;
+struct bpf_map;
+struct bpf_link;
+
+struct bpf_object_open_opts {
+    size_t sz;
+    const char *btf_custom_path;
+    ...;
+};
+
+struct bpf_object *bpf_object__open_file(const char *path,
+                                         const struct bpf_object_open_opts *opts);
+int bpf_object__load(struct bpf_object *obj);
+void bpf_object__close(struct bpf_object *obj);
+struct bpf_program *bpf_object__next_program(const struct bpf_object *obj,
+                                             struct bpf_program *prog);
+struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *obj,
+                                                     const char *name);
+const char *bpf_program__name(const struct bpf_program *prog);
+const char *bpf_program__section_name(const struct bpf_program *prog);
+int bpf_program__fd(const struct bpf_program *prog);
+struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+int bpf_link__destroy(struct bpf_link *link);
+struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj,
+                                             const char *name);
+int bpf_map__fd(const struct bpf_map *map);
+int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
+int bpf_map_lookup_elem(int fd, const void *key, void *value);
+
+/* Helpers defined below, in C. */
+void xp_capture_libbpf_log(void);
+const char *xp_last_libbpf_message(void);
+int xp_test_run(int prog_fd);
+
+struct xp_batch;
+struct xp_batch *xp_batch_new(int ring_map_fd, size_t max_records);
+int xp_batch_epoll_fd(struct xp_batch *b);
+int xp_batch_fill(struct xp_batch *b);
+int xp_batch_more(struct xp_batch *b);
+const void *xp_batch_data(struct xp_batch *b);
+void xp_batch_free(struct xp_batch *b);
+"""
+
+C_SOURCE = r"""
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/types.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "record.h"
+
+/*
+ * libbpf prints to stderr by default, and the probe's stderr is a pipe that
+ * nobody reads: keep the last warning so an error can quote it in one line.
+ */
+static char xp_last_message[512];
+
+static int xp_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+    size_t n;
+
+    if (level == LIBBPF_DEBUG)
+        return 0;
+    vsnprintf(xp_last_message, sizeof(xp_last_message), fmt, args);
+    n = strlen(xp_last_message);
+    while (n && (xp_last_message[n - 1] == '\n' || xp_last_message[n - 1] == ' '))
+        xp_last_message[--n] = '\0';
+    return 0;
+}
+
+void xp_capture_libbpf_log(void)
+{
+    libbpf_set_print(xp_print);
+}
+
+const char *xp_last_libbpf_message(void)
+{
+    return xp_last_message;
+}
+
+/* Runs a socket-filter program once on a dummy packet; its return value, or -errno. */
+int xp_test_run(int prog_fd)
+{
+    unsigned char packet[64] = {0};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet, .data_size_in = sizeof(packet),
+                .repeat = 1);
+    int err = bpf_prog_test_run_opts(prog_fd, &opts);
+
+    return err ? -errno : (int)opts.retval;
+}
+
+struct xp_batch {
+    struct ring_buffer *rb;
+    size_t max_records;
+    size_t count;
+    int full;
+    struct xp_record records[];
+};
+
+static int xp_on_record(void *ctx, void *data, size_t size)
+{
+    struct xp_batch *b = ctx;
+
+    if (size != sizeof(struct xp_record))
+        return -EPROTO;
+    memcpy(&b->records[b->count++], data, sizeof(struct xp_record));
+    if (b->count == b->max_records) {
+        /* libbpf has consumed this record; a negative return stops it there. */
+        b->full = 1;
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+struct xp_batch *xp_batch_new(int ring_map_fd, size_t max_records)
+{
+    struct xp_batch *b;
+
+    if (!max_records) {
+        errno = EINVAL;
+        return NULL;
+    }
+    b = calloc(1, sizeof(*b) + max_records * sizeof(struct xp_record));
+    if (!b)
+        return NULL;
+    b->max_records = max_records;
+    b->rb = ring_buffer__new(ring_map_fd, xp_on_record, b, NULL);
+    if (!b->rb) {
+        int err = errno;
+
+        free(b);
+        errno = err;
+        return NULL;
+    }
+    return b;
+}
+
+int xp_batch_epoll_fd(struct xp_batch *b)
+{
+    return ring_buffer__epoll_fd(b->rb);
+}
+
+/* Copies what the ring holds, up to a full batch: the record count, or -errno. */
+int xp_batch_fill(struct xp_batch *b)
+{
+    int err;
+
+    b->count = 0;
+    b->full = 0;
+    err = ring_buffer__consume(b->rb);
+    if (err < 0 && !b->full)
+        return err;
+    return (int)b->count;
+}
+
+/* Whether the last fill stopped because the batch was full, not the ring empty. */
+int xp_batch_more(struct xp_batch *b)
+{
+    return b->full;
+}
+
+const void *xp_batch_data(struct xp_batch *b)
+{
+    return b->records;
+}
+
+void xp_batch_free(struct xp_batch *b)
+{
+    if (!b)
+        return;
+    ring_buffer__free(b->rb);
+    free(b);
+}
+"""
+
+ffi = cffi.FFI()
+ffi.cdef(KERNEL_TYPES + RECORD_H.read_text() + LIBBPF_CDEF)
+ffi.set_source(
+    "xctl_probe._libbpf",
+    C_SOURCE,
+    libraries=["bpf"],
+    include_dirs=[str(RECORD_H.parent)],
+    extra_compile_args=["-O2", "-Wall"],
+    py_limited_api=True,
+)

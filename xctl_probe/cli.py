@@ -1,0 +1,134 @@
+"""The command line: options, the probe's life, and every failure as one line.
+
+xctl starts a probe as ``python3 PATH`` with no arguments, so every option
+has a default that is right for it. stderr is a pipe nobody reads: the probe
+writes one line when it is attached and one when it stops, and a failure is
+one line with a distinct exit code, never a traceback.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from . import __version__
+from .errors import (
+    EXIT_BAD_INSTALL,
+    EXIT_INTERNAL,
+    EXIT_KERNEL_UNSUPPORTED,
+    EXIT_NO_BTF,
+    EXIT_NO_PRIVILEGE,
+    EXIT_OK,
+    EXIT_USAGE,
+    ProbeError,
+)
+
+PROG = "xctl-probe-ebpf"
+
+EPILOG = f"""Output: one JSON object per line on stdout, the event format of xctl
+(ark): ts, event_type "transport.drop", entity_id
+"network-<saddr>-<daddr>-<sport>-<dport>", value (the flow's retransmission
+rate in percent over --window), then family, saddr, daddr, sport, dport,
+segs, err, state and, where known, kind and lost.
+
+Under xctl: ark run --probe "$(command -v {PROG})"
+
+Exit codes: {EXIT_OK} stopped by SIGTERM/SIGINT or stdout closed;
+{EXIT_USAGE} bad option or value; {EXIT_NO_PRIVILEGE} not privileged (needs root, or CAP_BPF
+and CAP_PERFMON); {EXIT_NO_BTF} kernel without BTF; {EXIT_BAD_INSTALL} BPF object or binding
+missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected the object;
+{EXIT_INTERNAL} internal error (please report)."""
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
+)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+
+
+def _ms_since_process_start() -> float:
+    """From exec to now, from the kernel's own start time of this process (10 ms ticks)."""
+    with open("/proc/self/stat", encoding="ascii") as stat:
+        after_comm = stat.read().rsplit(")", 1)[1].split()
+    start_s = int(after_comm[19]) / os.sysconf("SC_CLK_TCK")
+    return (time.clock_gettime(time.CLOCK_BOOTTIME) - start_s) * 1000
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+def _default_object() -> Path:
+    return Path(__file__).resolve().parent / "probe.bpf.o"
+
+
+@app.command(
+    help="Stream every TCP retransmission on this node as xctl JSONL events on stdout.",
+    epilog=EPILOG,
+)
+def run(
+    window: float = typer.Option(
+        10.0,
+        "--window",
+        min=0.1,
+        max=3600.0,
+        metavar="SECONDS",
+        help="Span of the per-flow retransmission rate written as value.",
+    ),
+    object_path: Path = typer.Option(
+        _default_object(),
+        "--object",
+        metavar="PATH",
+        show_default=False,
+        help="CO-RE BPF object to load (default: the one installed with the package).",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> int:
+    # Imported here, not at the top: --help, --version and usage errors stay
+    # fast and work even where the binding is broken.
+    from .loader import LoadedProbe
+    from .stream import Stream
+
+    with LoadedProbe(object_path) as probe:
+        stream = Stream(probe, window)
+        _say(
+            f"attached to {len(probe.attached)} tracepoints in "
+            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}"
+        )
+        totals = stream.run()
+    if not totals.stdout_closed:
+        _say(f"stopped after {totals.lines} lines; {totals.lost} records lost")
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        result = app(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.UsageError as exc:
+        _say(f"error: {exc.format_message()} (see {PROG} --help)")
+        return EXIT_USAGE
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        return EXIT_OK
+    except ProbeError as exc:
+        _say(f"error: {exc}")
+        return exc.exit_code
+    except Exception as exc:  # the one place a surprise becomes a line, not a traceback
+        _say(f"internal error: {type(exc).__name__}: {exc} (please report)")
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else EXIT_OK

@@ -1,0 +1,36 @@
+"""Failures the probe reports as one line on stderr, each with its exit code.
+
+xctl restarts a probe that exits, once a second, and never reads its stderr:
+an exit code a supervisor can act on, and one line a person can, are all a
+failure gets. The codes are documented in the README and in --help.
+"""
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_NO_PRIVILEGE = 3
+EXIT_NO_BTF = 4
+EXIT_BAD_INSTALL = 5
+EXIT_KERNEL_UNSUPPORTED = 6
+
+
+class ProbeError(Exception):
+    """An expected failure: ``str(error)`` is the whole message, what to do included."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class NoPrivilege(ProbeError):
+    exit_code = EXIT_NO_PRIVILEGE
+
+
+class NoBTF(ProbeError):
+    exit_code = EXIT_NO_BTF
+
+
+class BadInstall(ProbeError):
+    exit_code = EXIT_BAD_INSTALL
+
+
+class KernelUnsupported(ProbeError):
+    exit_code = EXIT_KERNEL_UNSUPPORTED

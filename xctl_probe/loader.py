@@ -1,0 +1,187 @@
+"""Loads the CO-RE object into the running kernel and attaches its programs.
+
+libbpf, through the cffi binding, relocates every field access of the object
+against this kernel's BTF, so one object built elsewhere serves any kernel
+with BTF. Every way this can fail becomes a ProbeError whose message says what
+to do; nothing is left attached when it does.
+"""
+
+import errno
+import os
+from pathlib import Path
+from typing import List, Optional
+
+from .binding import ffi, lib
+from .errors import BadInstall, KernelUnsupported, NoBTF, NoPrivilege
+
+KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
+DEFAULT_OBJECT = Path(__file__).resolve().parent / "probe.bpf.o"
+
+RING_MAP = "records"
+LOST_MAP = "lost_records"
+LAYOUT_PROGRAM = "xp_report_layout"
+
+# Capabilities that let a process load and attach tracing programs: CAP_BPF
+# with CAP_PERFMON (Linux 5.8+), or CAP_SYS_ADMIN, which implies both.
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+
+
+def _effective_caps() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def check_privileges() -> None:
+    caps = _effective_caps()
+    if caps >> CAP_SYS_ADMIN & 1 or (caps >> CAP_BPF & 1 and caps >> CAP_PERFMON & 1):
+        return
+    raise NoPrivilege(
+        "loading BPF programs needs root, or CAP_BPF and CAP_PERFMON "
+        "(uid %d has neither); run it as root or grant those capabilities" % os.geteuid()
+    )
+
+
+def check_kernel_btf() -> None:
+    if not KERNEL_BTF.is_file():
+        raise NoBTF(
+            f"this kernel exposes no BTF ({KERNEL_BTF} is missing); the probe needs a "
+            "kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 2020)"
+        )
+
+
+def _libbpf_says() -> str:
+    message = ffi.string(lib.xp_last_libbpf_message()).decode(errors="replace")
+    return f" (libbpf: {message})" if message else ""
+
+
+class LoadedProbe:
+    """The object loaded and attached; ``close()`` (or ``with``) removes it all."""
+
+    def __init__(self, object_path: Path = DEFAULT_OBJECT, btf_path: Optional[Path] = None):
+        if not Path(object_path).is_file():
+            raise BadInstall(
+                f"BPF object {object_path} not found; reinstall the package (make install) "
+                "or pass the right --object"
+            )
+        check_privileges()
+        check_kernel_btf()
+
+        self._obj = ffi.NULL
+        self._lost_fd = -1
+        self._links: List = []
+        self.attached: List[str] = []
+        try:
+            self._open(Path(object_path), btf_path)
+            self._load()
+            self._lost_fd = self.map_fd(LOST_MAP)
+            self.err_layout = self._report_layout()
+            self._attach()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, object_path: Path, btf_path: Optional[Path]) -> None:
+        opts = ffi.new("struct bpf_object_open_opts *")
+        opts.sz = ffi.sizeof("struct bpf_object_open_opts")
+        keep = None
+        if btf_path is not None:
+            keep = ffi.new("char[]", os.fsencode(btf_path))
+            opts.btf_custom_path = keep
+        self._obj = lib.bpf_object__open_file(os.fsencode(object_path), opts)
+        if self._obj == ffi.NULL:
+            raise BadInstall(
+                f"cannot open BPF object {object_path}: {os.strerror(ffi.errno)}"
+                f"{_libbpf_says()}; reinstall the package (make install)"
+            )
+
+    def _load(self) -> None:
+        err = -lib.bpf_object__load(self._obj)
+        if err == 0:
+            return
+        if err in (errno.EPERM,):
+            raise NoPrivilege(
+                f"the kernel refused to load BPF programs: {os.strerror(err)}{_libbpf_says()}; "
+                "run as root, or check kernel.unprivileged_bpf_disabled and any LSM policy"
+            )
+        if err == errno.ESRCH:
+            raise KernelUnsupported(
+                "this kernel lacks a tracepoint the probe attaches to "
+                f"(tcp_retransmit_skb, tcp_retransmit_synack, tcp_destroy_sock){_libbpf_says()}; "
+                "it needs Linux 5.8 or later with BTF"
+            )
+        raise KernelUnsupported(
+            f"the kernel rejected the BPF object: {os.strerror(err)}{_libbpf_says()}"
+        )
+
+    def _programs(self):
+        prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
+        while prog != ffi.NULL:
+            yield prog
+            prog = lib.bpf_object__next_program(self._obj, prog)
+
+    def _attach(self) -> None:
+        for prog in self._programs():
+            section = ffi.string(lib.bpf_program__section_name(prog)).decode()
+            if not section.startswith("tp_btf/"):
+                continue
+            link = lib.bpf_program__attach(prog)
+            if link == ffi.NULL:
+                raise KernelUnsupported(
+                    f"cannot attach to tracepoint {section[len('tp_btf/'):]}: "
+                    f"{os.strerror(ffi.errno)}{_libbpf_says()}"
+                )
+            self._links.append(link)
+            self.attached.append(section)
+
+    def _report_layout(self) -> bool:
+        """Which tcp_retransmit_skb layout CO-RE chose, asked of the loaded object itself."""
+        prog = lib.bpf_object__find_program_by_name(self._obj, LAYOUT_PROGRAM.encode())
+        result = lib.xp_test_run(lib.bpf_program__fd(prog))
+        if result < 0:
+            raise KernelUnsupported(
+                f"cannot run the layout check: {os.strerror(-result)}{_libbpf_says()}"
+            )
+        return bool(result)
+
+    @property
+    def layout(self) -> str:
+        if self.err_layout:
+            return "tcp_retransmit_skb(sk, skb, err), Linux 6.17+"
+        return "tcp_retransmit_skb(sk, skb), before Linux 6.17"
+
+    def map_fd(self, name: str) -> int:
+        bpf_map = lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if bpf_map == ffi.NULL:
+            raise BadInstall(f"BPF object has no map {name}; reinstall the package")
+        return lib.bpf_map__fd(bpf_map)
+
+    def lost_records(self) -> int:
+        """Records the BPF side could not put in a full ring buffer, since load."""
+        key = ffi.new("uint32_t *", 0)
+        value = ffi.new("uint64_t *")
+        if lib.bpf_map_lookup_elem(self._lost_fd, key, value) != 0:
+            return 0
+        return value[0]
+
+    def detach(self) -> None:
+        """Stops new records; what the ring buffer holds can still be read."""
+        while self._links:
+            lib.bpf_link__destroy(self._links.pop())
+
+    def close(self) -> None:
+        self.detach()
+        if self._obj != ffi.NULL:
+            lib.bpf_object__close(self._obj)
+            self._obj = ffi.NULL
+
+    def __enter__(self) -> "LoadedProbe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,115 @@
+"""The main loop: kernel records in, xctl lines out, until told to stop.
+
+It sleeps in poll() on three descriptors: the ring buffer, a self-pipe that
+SIGTERM and SIGINT write to, and stdout itself, which reports an error when
+its reader (xctl) goes away, even while no event is due to be written.
+"""
+
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+
+from .decoder import SOURCE_CLOSE, decode
+from .event import to_event
+from .flows import FlowRates, format_rate
+from .loader import RING_MAP, LoadedProbe
+from .ringbuf import RingReader
+from .writer import JsonlWriter, StdoutClosed
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Stop(Exception):
+    """A stop signal arrived while a write was blocked on a stalled reader."""
+
+
+@dataclass
+class Totals:
+    lines: int = 0
+    lost: int = 0
+    stdout_closed: bool = False
+
+
+class Stream:
+    def __init__(self, probe: LoadedProbe, window_s: float, out_fd: int = 1):
+        self._probe = probe
+        self._ring = RingReader(probe.map_fd(RING_MAP))
+        self._flows = FlowRates(int(window_s * 1e9))
+        self._writer = JsonlWriter(out_fd)
+        self._out_fd = out_fd
+        self._lost_reported = 0
+
+    def pump(self) -> bool:
+        """Turns one batch of records into lines and writes them; True if more may wait."""
+        raw = self._ring.read()
+        if not raw:
+            return False
+        # bpf_ktime_get_ns() is CLOCK_MONOTONIC; xctl wants wall-clock time.
+        # Taken per batch, the offset follows clock steps (NTP) within one batch.
+        offset_ns = time.time_ns() - time.monotonic_ns()
+        lost = self._probe.lost_records() - self._lost_reported
+        for record in decode(raw):
+            if record.segs:
+                rate = self._flows.rate(record.sock, record.ts_ns, record.retrans, record.sent)
+                self._writer.add(
+                    to_event(
+                        record,
+                        (record.ts_ns + offset_ns) // 1_000_000,
+                        format_rate(rate),
+                        lost=lost or None,
+                    )
+                )
+                self._lost_reported += lost
+                lost = 0
+            if record.source == SOURCE_CLOSE:
+                self._flows.forget(record.sock)
+        self._writer.flush()
+        return self._ring.more()
+
+    def drain(self) -> None:
+        while self.pump():
+            pass
+
+    def run(self) -> Totals:
+        totals = Totals()
+        stopping = False
+
+        def on_signal(signum, frame):
+            nonlocal stopping
+            stopping = True
+            if self._writer.blocked:
+                raise _Stop
+
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+        previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        poller = select.poll()
+        poller.register(self._ring.fileno(), select.POLLIN)
+        poller.register(wake_r, select.POLLIN)
+        # No events asked for: poll still reports POLLERR/POLLHUP/POLLNVAL.
+        poller.register(self._out_fd, 0)
+        try:
+            while not stopping:
+                for fd, _ in poller.poll():
+                    if fd == self._out_fd:
+                        raise StdoutClosed
+                self.drain()
+            # Detach first, so the ring holds a final set of records, then deliver them.
+            self._probe.detach()
+            self.drain()
+        except StdoutClosed:
+            totals.stdout_closed = True
+        except _Stop:
+            pass
+        finally:
+            signal.set_wakeup_fd(previous_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+            self._ring.close()
+        totals.lines = self._writer.lines
+        totals.lost = self._probe.lost_records()
+        return totals
