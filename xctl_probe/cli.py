@@ -33,7 +33,7 @@ EPILOG = f"""Output: one JSON object per line on stdout, the event format of xct
 (ark): ts, event_type "transport.drop", entity_id
 "network-<saddr>-<daddr>-<sport>-<dport>", value (the flow's retransmission
 rate in percent over --window), then family, saddr, daddr, sport, dport,
-segs, err, state and, where known, kind and lost.
+segs, err, state, netns and, where known, kind and lost.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 

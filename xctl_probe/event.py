@@ -52,6 +52,7 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     segs: int
     err: int
     state: str
+    netns: int
     kind: Optional[str] = None
     lost: Optional[int] = None
 
@@ -94,6 +95,7 @@ def to_event(record: Record, ts_ms: int, value: str, lost: Optional[int] = None)
         segs=record.segs,
         err=record.err,
         state=TCP_STATES.get(record.state, f"UNKNOWN_{record.state}"),
+        netns=record.netns,
         kind="synack" if record.source == SOURCE_SYNACK else None,
         lost=lost,
     )

@@ -1,0 +1,203 @@
+"""Real kernels, real packets: network namespaces with nftables loss, the
+probe as a process, and the kernel's own counters to hold it against.
+
+Shared by the tests and by the report scripts, so a figure in a report comes
+from the same scenario a test checks.
+"""
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+TESTS = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+PROBE = VENV_BIN / "xctl-probe-ebpf"
+_names = itertools.count()
+
+
+def probe_env() -> Dict[str, str]:
+    """The environment xctl passes on, minus PYTHONUNBUFFERED, which would hide a missing flush."""
+    env = dict(os.environ)
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
+class Netns:
+    """A network namespace of the test's own, removed on close()."""
+
+    def __init__(self, prefix: str = "xpt"):
+        self.name = f"{prefix}-{os.getpid()}-{next(_names)}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self.run("ip", "link", "set", "lo", "up")
+        self.inode = os.stat(f"/run/netns/{self.name}").st_ino
+
+    def run(self, *cmd: str, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("check", True)
+        return subprocess.run(["ip", "netns", "exec", self.name, *cmd], **kwargs)
+
+    def nft(self, *commands: str) -> None:
+        for command in commands:
+            self.run("nft", command)
+
+    def drop_one_in(self, n: int, port: int) -> None:
+        """Drops one packet in n towards ``port``, counted by nftables."""
+        self.nft(
+            "add table inet xpt",
+            "add chain inet xpt in { type filter hook input priority 0; }",
+            f"add rule inet xpt in tcp dport {port} numgen random mod {n} == 0 counter drop",
+        )
+
+    def nft_dropped(self) -> int:
+        out = self.run("nft", "-j", "list", "ruleset", capture_output=True, text=True).stdout
+        total = 0
+        for item in json.loads(out)["nftables"]:
+            for expr in item.get("rule", {}).get("expr", []):
+                if "counter" in expr:
+                    total += expr["counter"]["packets"]
+        return total
+
+    def counters(self) -> Dict[str, int]:
+        out = self.run("nstat", "-asz", "--json", capture_output=True, text=True).stdout
+        return json.loads(out)["kernel"]
+
+    def wait_settled(self, port: int, timeout: float = 30.0) -> None:
+        """Until no socket on ``port`` can retransmit any more (none left but TIME-WAIT)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.run(
+                "ss", "-Htan", f"( sport = :{port} or dport = :{port} )",
+                capture_output=True, text=True,
+            ).stdout
+            if all(line.startswith("TIME-WAIT") for line in out.splitlines()):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"sockets on port {port} still open after {timeout} s")
+
+    def traffic(self, port: int, seconds: float, family: str = "4") -> dict:
+        out = self.run(
+            sys.executable, str(TESTS / "traffic.py"), "--port", str(port),
+            "--seconds", str(seconds), "--family", family,
+            capture_output=True, text=True,
+        ).stdout
+        return json.loads(out)
+
+    def close(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+class ProbeProcess:
+    """The installed probe, started as xctl starts it, its stdout collected as raw lines."""
+
+    def __init__(self, *args: str, interpreter: Optional[str] = None, read_stderr: bool = True):
+        cmd = [interpreter or sys.executable, str(PROBE), *args]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=probe_env(),
+        )
+        self.lines: List[bytes] = []
+        self.arrived_ms: List[float] = []
+        self._arrived = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.attach_line = self._wait_attached() if read_stderr else None
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._arrived:
+                self.arrived_ms.append(time.time() * 1000)
+                self.lines.append(line)
+                self._arrived.notify_all()
+
+    def _wait_attached(self) -> str:
+        line = self.proc.stderr.readline().decode()
+        if "attached" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"probe did not attach: {line!r} {self.proc.stderr.read()!r}")
+        return line
+
+    def wait_lines(self, count: int, timeout: float) -> bool:
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.lines) >= count, timeout)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return rc
+
+    def stderr_text(self) -> str:
+        return self.proc.stderr.read().decode(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_attached_programs(count: int = 3, timeout: float = 15.0) -> List[dict]:
+    """Waits, through bpftool only, until ``count`` programs of ours are loaded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        programs = [p for p in our_programs() if p.get("type") == "tracing"]
+        if len(programs) >= count:
+            return programs
+        time.sleep(0.05)
+    raise TimeoutError(f"fewer than {count} xp_ tracing programs after {timeout} s")
+
+
+def our_programs() -> List[dict]:
+    """BPF programs of this probe now loaded in the kernel (their names start with xp_)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True,
+                         check=True).stdout
+    return [p for p in json.loads(out) if p.get("name", "").startswith("xp_")]
+
+
+def flow_lines(events: List[dict], port: int, netns: int) -> List[dict]:
+    """The probe's lines about flows on ``port`` inside one namespace."""
+    return [e for e in events if port in (e["sport"], e["dport"]) and e["netns"] == netns]
+
+
+def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
+              family: str = "4") -> dict:
+    """The acceptance scenario: bulk TCP through a namespace that drops one
+    packet in ``drop_one_in`` towards ``port``, with the probe running.
+
+    Returns the probe's raw lines, the kernel's counter deltas for the
+    namespace, nftables' drop count and the wall-clock span of the run.
+    """
+    ns = Netns()
+    probe = None
+    try:
+        ns.drop_one_in(drop_one_in, port)
+        probe = ProbeProcess()
+        before = ns.counters()
+        started_ms = time.time() * 1000
+        sender = ns.traffic(port, seconds, family)
+        ns.wait_settled(port)
+        after = ns.counters()
+        # Give the ring buffer a moment; the probe also drains it on SIGTERM.
+        time.sleep(0.5)
+        rc = probe.stop()
+        ended_ms = time.time() * 1000
+        return {
+            "rc": rc,
+            "lines": probe.lines,
+            "stderr": probe.stderr_text(),
+            "delta": {k: after[k] - before.get(k, 0) for k in after},
+            "nft_dropped": ns.nft_dropped(),
+            "netns": ns.inode,
+            "sender": sender,
+            "span_ms": (started_ms, ended_ms),
+            "port": port,
+        }
+    finally:
+        if probe is not None:
+            probe.kill()
+        ns.close()

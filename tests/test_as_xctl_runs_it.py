@@ -1,0 +1,92 @@
+"""The probe as xctl runs it: `python3 PATH` with the python3 on PATH (not
+the venv's), no arguments, PYTHONUNBUFFERED unset, stderr a pipe nobody reads."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import requires_root
+from netlab import PROBE, VENV_BIN, Netns, ProbeProcess, our_programs, probe_env, wait_attached_programs
+from xctl_contract import check_probe_line
+
+pytestmark = requires_root
+
+
+@pytest.fixture
+def foreign_python3():
+    """python3 as xctl would find it: PATH without this venv."""
+    path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep)
+        if p and Path(p).resolve() != VENV_BIN.resolve()
+    )
+    found = shutil.which("python3", path=path)
+    if found is None:
+        pytest.skip("no python3 on PATH outside the venv")
+    return found
+
+
+@pytest.fixture
+def netns():
+    ns = Netns()
+    yield ns
+    ns.close()
+
+
+def test_events_arrive_and_sigterm_leaves_nothing_attached(foreign_python3, netns):
+    netns.drop_one_in(5, 9100)
+    probe = ProbeProcess(interpreter=foreign_python3, read_stderr=False)
+    try:
+        programs = wait_attached_programs()
+        assert {p["name"] for p in programs} == {
+            "xp_tcp_retransmit_skb", "xp_tcp_retransmit_synack", "xp_tcp_destroy_sock"}
+
+        netns.traffic(9100, 2.0)
+        assert probe.wait_lines(1, timeout=5.0), "no event reached stdout"
+        events = [check_probe_line(raw) for raw in probe.lines]
+        assert any(9100 in (e["sport"], e["dport"]) for e in events)
+        # Flushed as it happens: each line is on stdout within a second of the event.
+        delays = [arrived - e["ts"] for arrived, e in zip(probe.arrived_ms, events)]
+        assert max(delays) < 1000, f"slowest line took {max(delays):.0f} ms"
+
+        assert probe.stop() == 0
+        assert our_programs() == []
+        stderr = probe.stderr_text().splitlines()
+        assert len(stderr) <= 3 and all(len(line) < 200 for line in stderr), stderr
+        assert not any("Traceback" in line for line in stderr)
+    finally:
+        probe.kill()
+
+
+def test_sigint_also_exits_cleanly(foreign_python3):
+    probe = ProbeProcess(interpreter=foreign_python3, read_stderr=False)
+    try:
+        wait_attached_programs()
+        probe.proc.send_signal(signal.SIGINT)
+        assert probe.proc.wait(10) == 0
+        assert our_programs() == []
+    finally:
+        probe.kill()
+
+
+def test_closing_stdout_ends_it(foreign_python3):
+    proc = subprocess.Popen(
+        [foreign_python3, str(PROBE)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=probe_env(),
+    )
+    try:
+        wait_attached_programs()
+        proc.stdout.close()  # xctl went away: the read end of the pipe is gone
+        started = time.monotonic()
+        assert proc.wait(10) == 0
+        assert time.monotonic() - started < 5
+        assert our_programs() == []
+        assert b"Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,46 @@
+"""The acceptance scenario on the real kernel: a loss storm in a namespace of
+our own, and the probe's lines held against the kernel's own counters."""
+
+from conftest import requires_root
+from netlab import flow_lines, run_storm
+from xctl_contract import check_probe_line
+
+pytestmark = requires_root
+
+
+def test_segs_sum_equals_kernel_retrans_segs_exactly():
+    run = run_storm(port=9000, seconds=6.0, drop_one_in=5)
+
+    assert run["rc"] == 0, run["stderr"]
+    events = [check_probe_line(raw) for raw in run["lines"]]
+    ours = flow_lines(events, run["port"], run["netns"])
+    retrans_segs = run["delta"]["TcpRetransSegs"]
+
+    assert run["nft_dropped"] > 0, "nftables dropped nothing: the scenario caused no loss"
+    assert retrans_segs > 0
+    assert sum(e["segs"] for e in ours) == retrans_segs
+    # Every retransmission in the namespace was on the test port.
+    assert len(ours) == len([e for e in events if e["netns"] == run["netns"]])
+
+
+def test_lines_describe_the_flow_and_the_time():
+    run = run_storm(port=9001, seconds=3.0, drop_one_in=5)
+
+    events = flow_lines([check_probe_line(raw) for raw in run["lines"]], run["port"], run["netns"])
+    assert events
+    first_ms, last_ms = run["span_ms"]
+    client_port = run["sender"]["port"]
+    for e in events:
+        assert first_ms - 1000 <= e["ts"] <= last_ms, "ts is not wall-clock epoch ms of the event"
+        assert e["family"] == "ipv4" and e["saddr"] == e["daddr"] == "127.0.0.1"
+        assert {e["sport"], e["dport"]} == {run["port"], client_port}
+        assert e["entity_id"] == f"network-{e['saddr']}-{e['daddr']}-{e['sport']}-{e['dport']}"
+        assert e["segs"] >= 1 and e["err"] == 0
+        assert "pid" not in e and "node_id" not in e
+    # The data flow runs from the client to the server's port.
+    data = [e for e in events if e["dport"] == run["port"]]
+    assert data and all(e["state"] in ("ESTABLISHED", "FIN_WAIT1", "SYN_SENT") for e in data)
+    # ts follows the kernel's order of events within a flow.
+    assert [e["ts"] for e in data] == sorted(e["ts"] for e in data)
+    # One in five dropped: the flow's rate over the window shows a storm.
+    assert max(float(e["value"]) for e in data) >= 10
