@@ -57,7 +57,8 @@ int bpf_map_lookup_elem(int fd, const void *key, void *value);
 
 /* Helpers defined below, in C. */
 void xp_capture_libbpf_log(void);
-const char *xp_last_libbpf_message(void);
+void xp_reset_libbpf_log(void);
+const char *xp_first_libbpf_message(void);
 int xp_test_run(int prog_fd);
 
 struct xp_batch;
@@ -82,20 +83,22 @@ C_SOURCE = r"""
 
 /*
  * libbpf prints to stderr by default, and the probe's stderr is a pipe that
- * nobody reads: keep the last warning so an error can quote it in one line.
+ * nobody reads. Keep instead the first warning since the last reset: libbpf
+ * names the root cause first ("failed to find kernel BTF type ID of ...")
+ * and only then the consequences ("failed to load object").
  */
-static char xp_last_message[512];
+static char xp_first_message[512];
 
 static int xp_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
     size_t n;
 
-    if (level == LIBBPF_DEBUG)
+    if (level == LIBBPF_DEBUG || xp_first_message[0])
         return 0;
-    vsnprintf(xp_last_message, sizeof(xp_last_message), fmt, args);
-    n = strlen(xp_last_message);
-    while (n && (xp_last_message[n - 1] == '\n' || xp_last_message[n - 1] == ' '))
-        xp_last_message[--n] = '\0';
+    vsnprintf(xp_first_message, sizeof(xp_first_message), fmt, args);
+    n = strlen(xp_first_message);
+    while (n && (xp_first_message[n - 1] == '\n' || xp_first_message[n - 1] == ' '))
+        xp_first_message[--n] = '\0';
     return 0;
 }
 
@@ -104,9 +107,14 @@ void xp_capture_libbpf_log(void)
     libbpf_set_print(xp_print);
 }
 
-const char *xp_last_libbpf_message(void)
+void xp_reset_libbpf_log(void)
 {
-    return xp_last_message;
+    xp_first_message[0] = '\0';
+}
+
+const char *xp_first_libbpf_message(void)
+{
+    return xp_first_message;
 }
 
 /* Runs a socket-filter program once on a dummy packet; its return value, or -errno. */

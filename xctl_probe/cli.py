@@ -70,6 +70,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _finite(value: float) -> float:
+    # FloatRange lets nan through: every comparison with it is false.
+    if value != value:
+        raise typer.BadParameter("nan is not a number of seconds")
+    return value
+
+
 def _default_object() -> Path:
     return Path(__file__).resolve().parent / "probe.bpf.o"
 
@@ -84,6 +91,7 @@ def run(
         "--window",
         min=0.1,
         max=3600.0,
+        callback=_finite,
         metavar="SECONDS",
         help="Span of the per-flow retransmission rate written as value.",
     ),

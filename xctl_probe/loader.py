@@ -56,7 +56,9 @@ def check_kernel_btf() -> None:
 
 
 def _libbpf_says() -> str:
-    message = ffi.string(lib.xp_last_libbpf_message()).decode(errors="replace")
+    """libbpf's first warning since the last reset, the root cause of a failure."""
+    message = ffi.string(lib.xp_first_libbpf_message()).decode(errors="replace")
+    message = message.removeprefix("libbpf: ")
     return f" (libbpf: {message})" if message else ""
 
 
@@ -93,6 +95,7 @@ class LoadedProbe:
         if btf_path is not None:
             keep = ffi.new("char[]", os.fsencode(btf_path))
             opts.btf_custom_path = keep
+        lib.xp_reset_libbpf_log()
         self._obj = lib.bpf_object__open_file(os.fsencode(object_path), opts)
         if self._obj == ffi.NULL:
             raise BadInstall(
@@ -101,6 +104,7 @@ class LoadedProbe:
             )
 
     def _load(self) -> None:
+        lib.xp_reset_libbpf_log()
         err = -lib.bpf_object__load(self._obj)
         if err == 0:
             return
@@ -111,8 +115,7 @@ class LoadedProbe:
             )
         if err == errno.ESRCH:
             raise KernelUnsupported(
-                "this kernel lacks a tracepoint the probe attaches to "
-                f"(tcp_retransmit_skb, tcp_retransmit_synack, tcp_destroy_sock){_libbpf_says()}; "
+                f"this kernel lacks a tracepoint the probe attaches to{_libbpf_says()}; "
                 "it needs Linux 5.8 or later with BTF"
             )
         raise KernelUnsupported(
@@ -130,6 +133,7 @@ class LoadedProbe:
             section = ffi.string(lib.bpf_program__section_name(prog)).decode()
             if not section.startswith("tp_btf/"):
                 continue
+            lib.xp_reset_libbpf_log()
             link = lib.bpf_program__attach(prog)
             if link == ffi.NULL:
                 raise KernelUnsupported(
