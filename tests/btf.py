@@ -1,0 +1,35 @@
+"""Struct layouts as BTF records them, read with bpftool."""
+
+import json
+import subprocess
+from typing import Dict, List, Tuple
+
+
+def dump(path) -> Dict[int, dict]:
+    out = subprocess.run(["bpftool", "-j", "btf", "dump", "file", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return {t["id"]: t for t in json.loads(out)["types"]}
+
+
+def _size(types: Dict[int, dict], type_id: int) -> int:
+    t = types[type_id]
+    while t["kind"] in ("TYPEDEF", "CONST", "VOLATILE"):
+        t = types[t["type_id"]]
+    if t["kind"] == "ARRAY":
+        return t["nr_elems"] * _size(types, t["type_id"])
+    return t["size"]
+
+
+def struct_layout(path, name: str) -> Tuple[int, List[Tuple[str, int, int]]]:
+    """(size, [(member, byte offset, byte size), ...]) of ``struct name``."""
+    types = dump(path)
+    for t in types.values():
+        if t["kind"] == "STRUCT" and t["name"] == name:
+            members = [(m["name"], m["bits_offset"] // 8, _size(types, m["type_id"]))
+                       for m in t["members"]]
+            return t["size"], members
+    raise LookupError(f"no struct {name} in the BTF of {path}")
+
+
+def has_struct(path, name: str) -> bool:
+    return any(t["kind"] == "STRUCT" and t["name"] == name for t in dump(path).values())
