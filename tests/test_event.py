@@ -1,0 +1,131 @@
+"""From decoded record to xctl line, without a kernel: the event contract,
+the flow naming and the rate, on synthetic records."""
+
+import os
+import socket
+
+import msgspec
+import pytest
+
+from xctl_contract import check_probe_line
+from xctl_probe.decoder import SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK, Record
+from xctl_probe.event import to_event
+from xctl_probe.flows import FlowRates, format_rate
+from xctl_probe.writer import JsonlWriter, StdoutClosed
+
+SECOND = 1_000_000_000
+
+
+def record(**fields):
+    values = dict(ts_ns=5 * SECOND, sock=0xFFFF8880DEADBEEF, ino=0, netns=4026531840, segs=1,
+                  retrans=1, sent=100, err=0, flags=0, family=socket.AF_INET, sport=40000,
+                  dport=9000, state=1, source=SOURCE_RETRANSMIT,
+                  saddr=socket.inet_aton("10.0.0.1") + bytes(12),
+                  daddr=socket.inet_aton("10.0.0.2") + bytes(12))
+    values.update(fields)
+    return Record(**values)
+
+
+def line(event) -> bytes:
+    return msgspec.json.encode(event) + b"\n"
+
+
+def test_ipv4_line_meets_the_contract():
+    event = check_probe_line(line(to_event(record(), 1_700_000_000_123, "12.5")))
+    assert event == {
+        "ts": 1_700_000_000_123, "event_type": "transport.drop",
+        "entity_id": "network-10.0.0.1-10.0.0.2-40000-9000", "value": "12.5",
+        "family": "ipv4", "saddr": "10.0.0.1", "daddr": "10.0.0.2", "sport": 40000,
+        "dport": 9000, "segs": 1, "err": 0, "state": "ESTABLISHED", "netns": 4026531840,
+    }
+    assert list(event)[:4] == ["ts", "event_type", "entity_id", "value"]
+
+
+def test_ipv6_flow():
+    event = check_probe_line(line(to_event(
+        record(family=socket.AF_INET6, saddr=socket.inet_pton(socket.AF_INET6, "fd00::1"),
+               daddr=socket.inet_pton(socket.AF_INET6, "fd00::2")), 1, "0")))
+    assert event["family"] == "ipv6"
+    assert event["entity_id"] == "network-fd00::1-fd00::2-40000-9000"
+
+
+def test_ipv4_mapped_ipv6_socket_is_ipv4_on_the_wire():
+    mapped = lambda a: bytes(10) + b"\xff\xff" + socket.inet_aton(a)  # noqa: E731
+    event = to_event(record(family=socket.AF_INET6, saddr=mapped("127.0.0.1"),
+                            daddr=mapped("127.0.0.2")), 1, "0")
+    assert (event.family, event.saddr, event.daddr) == ("ipv4", "127.0.0.1", "127.0.0.2")
+
+
+def test_synack_kind_failed_retransmission_and_lost():
+    event = check_probe_line(line(to_event(
+        record(source=SOURCE_SYNACK, state=12, err=-105), 1, "50", lost=3)))
+    assert (event["kind"], event["state"], event["err"], event["lost"]) == (
+        "synack", "NEW_SYN_RECV", -105, 3)
+
+
+def test_unknown_state_and_close_record():
+    event = to_event(record(state=99, source=SOURCE_CLOSE), 1, "0")
+    assert event.state == "UNKNOWN_99" and event.kind is None
+
+
+def test_no_pid_no_node_id_no_job():
+    event = check_probe_line(line(to_event(record(), 1, "0")))
+    assert not {"pid", "node_id", "job_id", "kind", "lost"} & event.keys()
+
+
+def test_first_window_is_the_connection_lifetime():
+    rates = FlowRates(10 * SECOND)
+    # One retransmission among 5,000 segments sent: a fraction of a percent.
+    assert rates.rate(1, 5 * SECOND, retransmitted=1, sent=5000) == pytest.approx(0.02)
+    assert format_rate(0.02) == "0.02"
+
+
+def test_rate_over_the_window_once_the_flow_has_history():
+    rates = FlowRates(10 * SECOND)
+    rates.rate(1, 0, retransmitted=10, sent=100_000)
+    # 10 s later: 200 of the 1,000 segments sent since were retransmissions.
+    assert rates.rate(1, 10 * SECOND, retransmitted=210, sent=101_000) == pytest.approx(20.0)
+    # Only what happened within the last 10 s counts.
+    assert rates.rate(1, 20 * SECOND, retransmitted=211, sent=111_000) == pytest.approx(0.01)
+
+
+def test_rate_bounds_wrap_and_forget():
+    rates = FlowRates(SECOND, max_flows=2)
+    assert rates.rate(1, 0, retransmitted=1, sent=0) == 100.0
+    assert rates.rate(1, 2 * SECOND, retransmitted=1, sent=0) == 0.0
+    # u32 counters wrap: the deltas still come out right.
+    rates.rate(2, 0, retransmitted=0xFFFFFFFF, sent=0xFFFFFFF0)
+    assert rates.rate(2, 2 * SECOND, retransmitted=9, sent=0x54) == pytest.approx(10.0)
+    rates.rate(3, 0, 1, 10)
+    assert len(rates) == 2  # the least recently seen flow made room
+    rates.forget(3)
+    assert len(rates) == 1
+
+
+def test_storming_flow_keeps_few_samples():
+    rates = FlowRates(10 * SECOND)
+    for i in range(100_000):
+        rates.rate(1, i * 1_000_000, retransmitted=i, sent=i * 5)
+    assert len(rates._flows[1]) <= 18
+
+
+@pytest.mark.parametrize("rate,text", [(12.5, "12.5"), (100.0, "100"), (0.0, "0"),
+                                       (0.004, "0"), (33.333, "33.33")])
+def test_format_rate(rate, text):
+    assert format_rate(rate) == text
+
+
+def test_writer_writes_whole_lines_and_reports_a_closed_reader():
+    read_end, write_end = os.pipe()
+    writer = JsonlWriter(write_end)
+    writer.add(to_event(record(), 1, "1"))
+    writer.add(to_event(record(sport=40001), 2, "2"))
+    writer.flush()
+    data = os.read(read_end, 65536)
+    assert [check_probe_line(raw + b"\n")["sport"] for raw in data.split(b"\n")[:-1]] == [
+        40000, 40001]
+    os.close(read_end)
+    writer.add(to_event(record(), 3, "3"))
+    with pytest.raises(StdoutClosed):
+        writer.flush()
+    os.close(write_end)
