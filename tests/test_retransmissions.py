@@ -1,8 +1,11 @@
 """The acceptance scenario on the real kernel: a loss storm in a namespace of
 our own, and the probe's lines held against the kernel's own counters."""
 
+import sys
+import time
+
 from conftest import requires_root
-from netlab import flow_lines, run_storm
+from netlab import Netns, ProbeProcess, flow_lines, run_storm
 from xctl_contract import check_probe_line
 
 pytestmark = requires_root
@@ -44,3 +47,54 @@ def test_lines_describe_the_flow_and_the_time():
     assert [e["ts"] for e in data] == sorted(e["ts"] for e in data)
     # One in five dropped: the flow's rate over the window shows a storm.
     assert max(float(e["value"]) for e in data) >= 10
+
+
+HANDSHAKE_STUCK = """
+import socket, subprocess, sys, time
+port = int(sys.argv[1])
+server = socket.socket()
+server.bind(("127.0.0.1", port))
+server.listen()
+client = socket.create_connection(("127.0.0.1", port))
+time.sleep(3.5)  # the server retransmits its SYN-ACK at about 1 s and 3 s
+subprocess.run(["nft", "flush", "ruleset"], check=True)
+client.send(b"x")  # now the handshake completes
+conn, _ = server.accept()
+conn.recv(1)
+for s in (client, conn, server):
+    s.close()
+"""
+
+
+def test_synack_retransmissions_are_reported_and_counted():
+    port = 9300
+    ns = Netns()
+    probe = None
+    try:
+        # Let SYNs through to the server, drop everything else towards it: the
+        # handshake's last ACK never arrives, so the server retransmits its SYN-ACK.
+        ns.nft("add table inet xpt",
+               "add chain inet xpt in { type filter hook input priority 0; }",
+               f"add rule inet xpt in tcp dport {port} tcp flags & (syn | ack) == ack drop")
+        probe = ProbeProcess()
+        before = ns.counters()
+        ns.run(sys.executable, "-c", HANDSHAKE_STUCK, str(port))
+        ns.wait_settled(port)
+        after = ns.counters()
+        time.sleep(0.5)
+        assert probe.stop() == 0
+        events = flow_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)
+    finally:
+        if probe is not None:
+            probe.kill()
+        ns.close()
+
+    synack_retrans = after["TcpExtTCPSynRetrans"] - before.get("TcpExtTCPSynRetrans", 0)
+    assert synack_retrans >= 2
+    assert sum(e["segs"] for e in events) == after["TcpRetransSegs"] - before.get("TcpRetransSegs", 0)
+    synacks = [e for e in events if e.get("kind") == "synack"]
+    assert len(synacks) == synack_retrans
+    assert all(e["sport"] == port and e["state"] == "NEW_SYN_RECV" and e["segs"] == 1
+               for e in synacks)
+    # The n-th retransmitted SYN-ACK of a request: n of n + 1 sent.
+    assert [e["value"] for e in synacks][:2] == ["50", "66.67"]
