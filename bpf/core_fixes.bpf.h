@@ -52,3 +52,16 @@ static __always_inline int sock_has_ipv6(void)
 {
 	return bpf_core_field_exists(struct sock_common, skc_v6_daddr);
 }
+
+/*
+ * Linux 5.15, "bpf, cgroups: Fix cgroup v2 fallback on v1/v2 mixed mode":
+ * sock_cgroup_data lost its packed union (a u64 `val` that was either a
+ * pointer or v1 class data) for a plain `struct cgroup *cgroup`. Older
+ * kernels report cgroup_id 0 rather than guess at the union.
+ */
+static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
+{
+	if (!bpf_core_field_exists(struct sock_cgroup_data, cgroup))
+		return 0;
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}

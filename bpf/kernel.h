@@ -60,14 +60,33 @@ struct socket {
 	struct file *file;
 };
 
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup;
+};
+
 struct sock {
 	struct sock_common __sk_common;
 	struct socket *sk_socket;
+	struct sock_cgroup_data sk_cgrp_data;
+};
+
+struct inet_connection_sock {
+	__u8 icsk_ca_state : 5;
+	__u8 icsk_pending;
 };
 
 struct tcp_sock {
 	__u32 segs_out;
 	__u32 total_retrans;
+	__u32 srtt_us;
 };
 
 struct request_sock {

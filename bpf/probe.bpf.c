@@ -67,6 +67,7 @@ static __always_inline struct xp_record *reserve_record(void)
 static __noinline void fill_flow(struct xp_record *r, const struct sock_common *skc)
 {
 	r->ts_ns = bpf_ktime_get_ns();
+	r->tgid = bpf_get_current_pid_tgid() >> 32;
 	r->family = BPF_CORE_READ(skc, skc_family);
 	r->state = BPF_CORE_READ(skc, skc_state);
 	r->sport = BPF_CORE_READ(skc, skc_num);
@@ -88,6 +89,21 @@ static __noinline void fill_flow(struct xp_record *r, const struct sock_common *
 static __always_inline __u64 sock_ino(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+}
+
+/* What a socket record says about the socket itself, beyond its flow. */
+static __always_inline void fill_sock(struct xp_record *r, const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const void *)sk;
+	const struct tcp_sock *tp = (const void *)sk;
+
+	r->sock = (__u64)sk;
+	r->ino = sock_ino(sk);
+	r->cgroup_id = sock_cgroup_id(sk);
+	r->sent = BPF_CORE_READ(tp, segs_out);
+	r->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	r->ca_state = BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
+	r->pending = BPF_CORE_READ(icsk, icsk_pending);
 }
 
 static __always_inline __u32 skb_pcount(const struct sk_buff *skb)
@@ -124,11 +140,9 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	if (!r)
 		return 0;
 	fill_flow(r, &sk->__sk_common);
-	r->sock = key;
-	r->ino = sock_ino(sk);
+	fill_sock(r, sk);
 	r->segs = segs;
 	r->retrans = total;
-	r->sent = BPF_CORE_READ(tp, segs_out);
 	r->err = err;
 	r->flags = flags;
 	r->source = XP_SRC_RETRANSMIT;
@@ -159,7 +173,12 @@ int BPF_PROG(xp_tcp_retransmit_synack, const struct sock *sk, const struct reque
 		return 0;
 	fill_flow(r, &req->__req_common);
 	r->sock = (__u64)req;
+	/* The listener's inode and cgroup: its process owns the handshake. */
 	r->ino = sock_ino(sk);
+	r->cgroup_id = sock_cgroup_id(sk);
+	r->srtt_us = 0;
+	r->ca_state = 0;
+	r->pending = 0;
 	r->segs = 1;
 	r->retrans = before + 1;
 	r->sent = before + 2;
@@ -190,11 +209,9 @@ int BPF_PROG(xp_tcp_destroy_sock, const struct sock *sk)
 	r = reserve_record();
 	if (r) {
 		fill_flow(r, &sk->__sk_common);
-		r->sock = key;
-		r->ino = sock_ino(sk);
+		fill_sock(r, sk);
 		r->segs = total - *seen;
 		r->retrans = total;
-		r->sent = BPF_CORE_READ(tp, segs_out);
 		r->err = 0;
 		r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
 		r->source = XP_SRC_CLOSE;

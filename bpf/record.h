@@ -20,7 +20,11 @@ enum xp_source {
 	XP_SRC_CLOSE = 3,	/* tcp:tcp_destroy_sock of a socket seen retransmitting */
 };
 
-/* Bits of xp_record.flags. */
+/*
+ * Bits of xp_record.flags. (The kind of a retransmission, rto/fast/tlp/syn/
+ * synack, is decided in user space from the raw state the record carries:
+ * xctl_probe/event.py documents the rule.)
+ */
 enum xp_flag {
 	/* The tracepoint has the 6.17+ layout (sk, skb, err): err is real. */
 	XP_F_ERR_LAYOUT = 1,
@@ -33,17 +37,22 @@ struct xp_record {
 	__u64 ts_ns;		/* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
 	__u64 sock;		/* kernel address of the socket: the key of per-socket state */
 	__u64 ino;		/* inode of the socket's file (the listener's for a SYN-ACK), 0 if none */
+	__u64 cgroup_id;	/* cgroup v2 id of the socket (of its creator), 0 if unknown */
 	__u32 netns;		/* inode of the socket's network namespace */
 	__u32 segs;		/* retransmitted segments this record accounts for */
 	__u32 retrans;		/* segments the flow has retransmitted in its life, this one included */
 	__u32 sent;		/* segments the flow has sent in its life, retransmissions included */
+	__u32 tgid;		/* process on the CPU: often not the owner (softirq), only a hint */
+	__u32 srtt_us;		/* smoothed RTT of the flow, microseconds, 0 if none */
 	__s32 err;		/* 0, or the kernel's -errno for a failed retransmission */
-	__u32 flags;		/* enum xp_flag bits */
+	__u16 flags;		/* enum xp_flag bits */
 	__u16 family;		/* AF_INET or AF_INET6 */
 	__u16 sport;		/* local port, host order */
 	__u16 dport;		/* remote port, host order */
 	__u8 state;		/* TCP state (TCP_ESTABLISHED = 1, ...) */
 	__u8 source;		/* enum xp_source */
+	__u8 ca_state;		/* inet_connection_sock.icsk_ca_state (TCP_CA_Open = 0, ...) */
+	__u8 pending;		/* inet_connection_sock.icsk_pending: the timer that is due */
 	__u8 saddr[XP_ADDR_LEN];	/* local address; IPv4 in the first 4 bytes */
 	__u8 daddr[XP_ADDR_LEN];	/* remote address */
 };

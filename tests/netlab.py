@@ -46,13 +46,16 @@ class Netns:
         for command in commands:
             self.run("nft", command)
 
-    def drop_one_in(self, n: int, port: int) -> None:
-        """Drops one packet in n towards ``port``, counted by nftables."""
+    def drop_one_in(self, n: int, port: int, both_ways: bool = False) -> None:
+        """Drops one packet in n towards ``port`` (or from it too), counted by nftables."""
         self.nft(
             "add table inet xpt",
             "add chain inet xpt in { type filter hook input priority 0; }",
             f"add rule inet xpt in tcp dport {port} numgen random mod {n} == 0 counter drop",
         )
+        if both_ways:
+            self.nft(f"add rule inet xpt in tcp sport {port} numgen random mod {n} == 0 "
+                     "counter drop")
 
     def nft_dropped(self) -> int:
         out = self.run("nft", "-j", "list", "ruleset", capture_output=True, text=True).stdout
@@ -81,15 +84,34 @@ class Netns:
         raise TimeoutError(f"sockets on port {port} still open after {timeout} s")
 
     def traffic(self, port: int, seconds: float, family: str = "4") -> dict:
+        """Client and server in one process, the client sending; its JSON lines merged."""
         out = self.run(
             sys.executable, str(TESTS / "traffic.py"), "--port", str(port),
             "--seconds", str(seconds), "--family", family,
             capture_output=True, text=True,
         ).stdout
-        return json.loads(out)
+        return merged_lines(out)
+
+    def spawn(self, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+        """traffic.py in the background, with extra environment variables, and
+        stdin and stdout pipes to talk to it."""
+        extra = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.name, *extra, sys.executable,
+             str(TESTS / "traffic.py"), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
 
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def merged_lines(text: str) -> dict:
+    merged = {}
+    for line in text.splitlines():
+        merged.update(json.loads(line))
+    return merged
 
 
 class ProbeProcess:
@@ -198,6 +220,55 @@ def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
             "port": port,
         }
     finally:
+        if probe is not None:
+            probe.kill()
+        ns.close()
+
+
+def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bool = True,
+             client_name: bytes = b"xpt-client", server_name: bytes = b"xpt-server",
+             drop_one_in: int = 5, client_env: Optional[Dict[str, str]] = None) -> dict:
+    """A server and a client process of their own, both sending, through a
+    namespace that drops one packet in ``drop_one_in`` both ways. With
+    probe_first=False the connection is up before the probe starts."""
+    ns = Netns()
+    probe = None
+    procs: List[subprocess.Popen] = []
+    try:
+        ns.drop_one_in(drop_one_in, port, both_ways=True)
+        if probe_first:
+            probe = ProbeProcess()
+        server = ns.spawn("--role", "server", "--port", str(port), "--family", family,
+                          "--duplex", "--seconds", str(seconds), "--name-hex", server_name.hex())
+        procs.append(server)
+        server_info = json.loads(server.stdout.readline())
+        client = ns.spawn("--role", "client", "--port", str(port), "--family", family,
+                          "--duplex", "--seconds", str(seconds), "--name-hex", client_name.hex(),
+                          "--wait-go", env=client_env)
+        procs.append(client)
+        client_info = json.loads(client.stdout.readline())
+        if probe is None:
+            probe = ProbeProcess()
+        before = ns.counters()
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        for proc in procs:
+            proc.wait(timeout=seconds + 120)
+        ns.wait_settled(port)
+        after = ns.counters()
+        time.sleep(0.5)
+        rc = probe.stop()
+        return {
+            "rc": rc, "lines": probe.lines, "stderr": probe.stderr_text(), "port": port,
+            "netns": ns.inode, "server_pid": server_info["pid"],
+            "client_pid": client_info["pid"], "client_port": client_info["port"],
+            "delta": {k: after[k] - before.get(k, 0) for k in after},
+        }
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         if probe is not None:
             probe.kill()
         ns.close()

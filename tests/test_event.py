@@ -9,7 +9,8 @@ import pytest
 
 from xctl_contract import check_probe_line
 from xctl_probe.decoder import SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK, Record
-from xctl_probe.event import to_event
+from xctl_probe.event import kind_of, to_event
+from xctl_probe.owners import Owner
 from xctl_probe.flows import FlowRates, format_rate
 from xctl_probe.writer import JsonlWriter, StdoutClosed
 
@@ -17,9 +18,10 @@ SECOND = 1_000_000_000
 
 
 def record(**fields):
-    values = dict(ts_ns=5 * SECOND, sock=0xFFFF8880DEADBEEF, ino=0, netns=4026531840, segs=1,
-                  retrans=1, sent=100, err=0, flags=0, family=socket.AF_INET, sport=40000,
-                  dport=9000, state=1, source=SOURCE_RETRANSMIT,
+    values = dict(ts_ns=5 * SECOND, sock=0xFFFF8880DEADBEEF, ino=0, cgroup_id=0,
+                  netns=4026531840, segs=1, retrans=1, sent=100, tgid=0, srtt_us=0, err=0,
+                  flags=0, family=socket.AF_INET, sport=40000, dport=9000, state=1,
+                  source=SOURCE_RETRANSMIT, ca_state=3, pending=1,
                   saddr=socket.inet_aton("10.0.0.1") + bytes(12),
                   daddr=socket.inet_aton("10.0.0.2") + bytes(12))
     values.update(fields)
@@ -36,7 +38,8 @@ def test_ipv4_line_meets_the_contract():
         "ts": 1_700_000_000_123, "event_type": "transport.drop",
         "entity_id": "network-10.0.0.1-10.0.0.2-40000-9000", "value": "12.5",
         "family": "ipv4", "saddr": "10.0.0.1", "daddr": "10.0.0.2", "sport": 40000,
-        "dport": 9000, "segs": 1, "err": 0, "state": "ESTABLISHED", "netns": 4026531840,
+        "dport": 9000, "segs": 1, "err": 0, "state": "ESTABLISHED", "kind": "fast",
+        "netns": 4026531840,
     }
     assert list(event)[:4] == ["ts", "event_type", "entity_id", "value"]
 
@@ -68,9 +71,30 @@ def test_unknown_state_and_close_record():
     assert event.state == "UNKNOWN_99" and event.kind is None
 
 
-def test_no_pid_no_node_id_no_job():
-    event = check_probe_line(line(to_event(record(), 1, "0")))
-    assert not {"pid", "node_id", "job_id", "kind", "lost"} & event.keys()
+def test_owner_fields_when_known_and_absent_when_not():
+    owner = Owner(pid=4242, comm="trainer\\xff", job_id="981")
+    event = check_probe_line(line(to_event(record(srtt_us=250, cgroup_id=77), 1, "0",
+                                           owner=owner)))
+    assert list(event)[:6] == ["ts", "event_type", "entity_id", "job_id", "pid", "value"]
+    assert (event["pid"], event["comm"], event["job_id"]) == (4242, "trainer\\xff", "981")
+    assert (event["rtt_us"], event["cgroup_id"]) == (250, 77)
+    bare = check_probe_line(line(to_event(record(), 1, "0")))
+    assert not {"pid", "comm", "node_id", "job_id", "lost", "rtt_us", "cgroup_id"} & bare.keys()
+
+
+@pytest.mark.parametrize("fields,kind", [
+    (dict(source=SOURCE_SYNACK, state=12), "synack"),
+    (dict(state=3, ca_state=0), "synack"),          # TCP Fast Open server
+    (dict(state=2, ca_state=4, pending=1), "syn"),
+    (dict(ca_state=4, pending=0), "rto"),
+    (dict(state=4, ca_state=4), "rto"),             # FIN_WAIT1, orphaned
+    (dict(ca_state=3, pending=5), "fast"),
+    (dict(ca_state=0, pending=5), "tlp"),
+    (dict(ca_state=0, pending=1), None),
+    (dict(source=SOURCE_CLOSE, ca_state=4), None),
+])
+def test_kind_rule(fields, kind):
+    assert kind_of(record(**fields)) == kind
 
 
 def test_first_window_is_the_connection_lifetime():

@@ -1,60 +1,110 @@
 """Bulk TCP for the tests, run inside a test's network namespace.
 
-One process serves and sends: the server accepts and reads until EOF; the
-client connects to it and sends as fast as it can for --seconds, then closes
-and waits until the server has read everything, so every retransmission has
-happened (and every socket is closed) by the time this exits. Prints one
-JSON line: the pid, the client's local port and the bytes sent.
+Either one process that serves and sends (--role both: the default), or a
+separate server and client (--role server / client), so that each side has a
+pid and a name of its own (--name-hex sets the comm with prctl, any bytes).
+With --duplex both sides send. A client with --wait-go connects, then waits
+for a line on stdin before it sends: its socket exists before the probe does.
+
+Each process prints JSON lines: {"pid", "port"} once it is connected or
+listening, and {"sent", "received"} at the end. It closes cleanly and reads
+until EOF, so every retransmission has happened by the time it exits.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import socket
+import sys
 import threading
 import time
 
+PR_SET_NAME = 15
+CHUNK = b"x" * 65536
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--family", choices=("4", "6"), default="4")
-    args = parser.parse_args()
 
-    family, host = (socket.AF_INET, "127.0.0.1") if args.family == "4" else (socket.AF_INET6, "::1")
-    server = socket.socket(family, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((host, args.port))
-    server.listen()
+def set_comm(name: bytes) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
+
+
+def say(**fields) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def pump(conn: socket.socket, seconds: float, duplex: bool) -> dict:
+    """Sends for ``seconds`` (if it sends at all), reads until EOF meanwhile."""
     received = []
 
-    def serve() -> None:
-        conn, _ = server.accept()
+    def read() -> None:
         total = 0
         while True:
             chunk = conn.recv(1 << 20)
             if not chunk:
                 break
             total += len(chunk)
-        conn.close()
         received.append(total)
 
-    reader = threading.Thread(target=serve)
+    reader = threading.Thread(target=read)
     reader.start()
-    client = socket.create_connection((host, args.port), timeout=60)
-    local_port = client.getsockname()[1]
-    payload = b"x" * 65536
     sent = 0
-    deadline = time.monotonic() + args.seconds
-    while time.monotonic() < deadline:
-        client.sendall(payload)
-        sent += len(payload)
-    client.close()
-    reader.join(timeout=120)
-    server.close()
-    print(json.dumps({"pid": os.getpid(), "port": local_port, "sent": sent,
-                      "received": received[0] if received else None}), flush=True)
+    if duplex or seconds:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            conn.sendall(CHUNK)
+            sent += len(CHUNK)
+    conn.shutdown(socket.SHUT_WR)
+    reader.join(timeout=300)
+    conn.close()
+    return {"sent": sent, "received": received[0] if received else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--role", choices=("both", "server", "client"), default="both")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--family", choices=("4", "6"), default="4")
+    parser.add_argument("--duplex", action="store_true")
+    parser.add_argument("--wait-go", action="store_true")
+    parser.add_argument("--name-hex")
+    args = parser.parse_args()
+    if args.name_hex:
+        set_comm(bytes.fromhex(args.name_hex))
+
+    family, host = (socket.AF_INET, "127.0.0.1") if args.family == "4" else (socket.AF_INET6, "::1")
+    server = None
+    if args.role in ("both", "server"):
+        server = socket.socket(family, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((host, args.port))
+        server.listen()
+    if args.role == "server":
+        say(pid=os.getpid(), port=args.port)
+        conn, _ = server.accept()
+        server.close()
+        say(**pump(conn, args.seconds if args.duplex else 0, args.duplex))
+        return
+
+    served = []
+    if server is not None:
+        def serve() -> None:
+            conn, _ = server.accept()
+            served.append(pump(conn, args.seconds if args.duplex else 0, args.duplex))
+
+        acceptor = threading.Thread(target=serve)
+        acceptor.start()
+    client = socket.create_connection((host, args.port), timeout=120)
+    say(pid=os.getpid(), port=client.getsockname()[1])
+    if args.wait_go:
+        sys.stdin.readline()
+    result = pump(client, args.seconds, args.duplex)
+    if server is not None:
+        acceptor.join(timeout=300)
+        server.close()
+    say(**result)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,11 @@ PROG = "xctl-probe-ebpf"
 
 EPILOG = f"""Output: one JSON object per line on stdout, the event format of xctl
 (ark): ts, event_type "transport.drop", entity_id
-"network-<saddr>-<daddr>-<sport>-<dport>", value (the flow's retransmission
-rate in percent over --window), then family, saddr, daddr, sport, dport,
-segs, err, state, netns and, where known, kind and lost.
+"network-<saddr>-<daddr>-<sport>-<dport>", job_id and pid of the socket's
+owner when known, value (the flow's retransmission rate in percent over
+--window), then comm, family, saddr, daddr, sport, dport, segs, err, state,
+kind (rto, fast, tlp, syn, synack), rtt_us, cgroup_id, netns and lost, each
+when known.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 
@@ -102,6 +104,14 @@ def run(
         show_default=False,
         help="CO-RE BPF object to load (default: the one installed with the package).",
     ),
+    job_env: List[str] = typer.Option(
+        ["SLURM_JOB_ID"],
+        "--job-env",
+        metavar="NAME",
+        help="Environment variable of the socket's owner that names its job (job_id); "
+        "repeat for several, the first set wins. Without one, a Kubernetes pod UID "
+        "from the owner's cgroup.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -109,10 +119,11 @@ def run(
     # Imported here, not at the top: --help, --version and usage errors stay
     # fast and work even where the binding is broken.
     from .loader import LoadedProbe
+    from .owners import Owners
     from .stream import Stream
 
     with LoadedProbe(object_path) as probe:
-        stream = Stream(probe, window)
+        stream = Stream(probe, window, Owners(job_env))
         _say(
             f"attached to {len(probe.attached)} tracepoints in "
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}"

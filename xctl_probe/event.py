@@ -12,7 +12,8 @@ from typing import Optional
 
 import msgspec
 
-from .decoder import SOURCE_SYNACK, Record
+from .decoder import SOURCE_CLOSE, SOURCE_SYNACK, Record
+from .owners import Owner
 
 EVENT_TYPE = "transport.drop"
 
@@ -35,6 +36,46 @@ TCP_STATES = {
 
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
+# Kernel constants that are ABI or have not moved since Linux 4.x:
+# TCP states (tcp_states.h), congestion-avoidance states (uapi tcp.h:
+# TCP_CA_Open 0, Disorder 1, CWR 2, Recovery 3, Loss 4) and the timer that is
+# due (inet_connection_sock.h: ICSK_TIME_LOSS_PROBE 5).
+TCP_SYN_SENT = 2
+TCP_SYN_RECV = 3
+TCP_CA_RECOVERY = 3
+TCP_CA_LOSS = 4
+ICSK_TIME_LOSS_PROBE = 5
+
+
+def kind_of(record: Record) -> Optional[str]:
+    """Why the kernel retransmitted, from the socket's state at that moment.
+
+    - synack: a SYN-ACK (its own tracepoint, or a SYN_RECV socket's, as with
+      TCP Fast Open);
+    - syn: a SYN, the socket still in SYN_SENT;
+    - rto: the retransmission timer expired: tcp_retransmit_timer() enters the
+      Loss state first, and Loss lasts while it retransmits what it lost;
+    - fast: fast retransmit, in the Recovery state entered on duplicate
+      ACKs, SACKs or RACK's reordering timer;
+    - tlp: a tail loss probe: still in Open, with the loss-probe timer the
+      one due (tcp_send_loss_probe() retransmits the tail from that timer).
+    Anything else (and the close record, which carries segments a skipped
+    run missed) has no kind.
+    """
+    if record.source == SOURCE_SYNACK or record.state == TCP_SYN_RECV:
+        return "synack"
+    if record.source == SOURCE_CLOSE:
+        return None
+    if record.state == TCP_SYN_SENT:
+        return "syn"
+    if record.ca_state == TCP_CA_LOSS:
+        return "rto"
+    if record.ca_state == TCP_CA_RECOVERY:
+        return "fast"
+    if record.pending == ICSK_TIME_LOSS_PROBE:
+        return "tlp"
+    return None
+
 
 class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One line of output: a retransmission on one flow."""
@@ -42,8 +83,10 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     ts: int
     event_type: str
     entity_id: str
+    job_id: Optional[str] = None
     pid: Optional[int] = None
     value: str
+    comm: Optional[str] = None
     family: str
     saddr: str
     daddr: str
@@ -52,8 +95,10 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     segs: int
     err: int
     state: str
-    netns: int
     kind: Optional[str] = None
+    rtt_us: Optional[int] = None
+    cgroup_id: Optional[int] = None
+    netns: int
     lost: Optional[int] = None
 
 
@@ -80,13 +125,22 @@ def _addresses(record: Record):
     )
 
 
-def to_event(record: Record, ts_ms: int, value: str, lost: Optional[int] = None) -> TransportDrop:
+def to_event(
+    record: Record,
+    ts_ms: int,
+    value: str,
+    owner: Optional[Owner] = None,
+    lost: Optional[int] = None,
+) -> TransportDrop:
     family, saddr, daddr = _addresses(record)
     return TransportDrop(
         ts=ts_ms,
         event_type=EVENT_TYPE,
         entity_id=f"network-{saddr}-{daddr}-{record.sport}-{record.dport}",
+        job_id=owner.job_id if owner else None,
+        pid=owner.pid if owner else None,
         value=value,
+        comm=owner.comm if owner else None,
         family=family,
         saddr=saddr,
         daddr=daddr,
@@ -95,7 +149,9 @@ def to_event(record: Record, ts_ms: int, value: str, lost: Optional[int] = None)
         segs=record.segs,
         err=record.err,
         state=TCP_STATES.get(record.state, f"UNKNOWN_{record.state}"),
+        kind=kind_of(record),
+        rtt_us=record.srtt_us or None,
+        cgroup_id=record.cgroup_id or None,
         netns=record.netns,
-        kind="synack" if record.source == SOURCE_SYNACK else None,
         lost=lost,
     )

@@ -15,6 +15,7 @@ from .decoder import SOURCE_CLOSE, decode
 from .event import to_event
 from .flows import FlowRates, format_rate
 from .loader import RING_MAP, LoadedProbe
+from .owners import Owners
 from .ringbuf import RingReader
 from .writer import JsonlWriter, StdoutClosed
 
@@ -33,8 +34,9 @@ class Totals:
 
 
 class Stream:
-    def __init__(self, probe: LoadedProbe, window_s: float, out_fd: int = 1):
+    def __init__(self, probe: LoadedProbe, window_s: float, owners: Owners, out_fd: int = 1):
         self._probe = probe
+        self._owners = owners
         self._ring = RingReader(probe.map_fd(RING_MAP))
         self._flows = FlowRates(int(window_s * 1e9))
         self._writer = JsonlWriter(out_fd)
@@ -50,7 +52,9 @@ class Stream:
         # Taken per batch, the offset follows clock steps (NTP) within one batch.
         offset_ns = time.time_ns() - time.monotonic_ns()
         lost = self._probe.lost_records() - self._lost_reported
-        for record in decode(raw):
+        records = decode(raw)
+        self._owners.prepare(record.ino for record in records)
+        for record in records:
             if record.segs:
                 rate = self._flows.rate(record.sock, record.ts_ns, record.retrans, record.sent)
                 self._writer.add(
@@ -58,6 +62,7 @@ class Stream:
                         record,
                         (record.ts_ns + offset_ns) // 1_000_000,
                         format_rate(rate),
+                        owner=self._owners.owner(record.sock, record.ino, record.tgid),
                         lost=lost or None,
                     )
                 )
@@ -65,6 +70,7 @@ class Stream:
                 lost = 0
             if record.source == SOURCE_CLOSE:
                 self._flows.forget(record.sock)
+                self._owners.forget(record.sock)
         self._writer.flush()
         return self._ring.more()
 

@@ -1,0 +1,179 @@
+"""Who owns a socket: its pid, comm and job, found lazily through /proc.
+
+Retransmissions mostly fire in softirq, where the task on the CPU is anyone
+(the receiver, ksoftirqd, pid 0). The record carries instead the inode of
+the socket's file, and the owner is the process holding a descriptor for
+it: /proc/PID/fd/N links to ``socket:[INODE]``. This works for sockets opened
+before the probe started, and costs the TCP fast path nothing: no BPF program
+runs per send or receive. User space looks a socket up once, the first time
+it retransmits, and remembers the answer until the socket is destroyed.
+
+Several holders (a socket shared across fork): the one on whose CPU time the
+kernel last retransmitted for that socket (its tgid is in the record), else
+the one chosen before, else the lowest pid, normally the parent that opened
+it. A socket the kernel has orphaned (closed, still retransmitting) keeps the
+owner it had. An owner that cannot be found is left out, never guessed.
+
+A /proc walk reads every descriptor on the node, so walks are rationed: at
+most one per ``min_interval`` and never more than a tenth of the time.
+"""
+
+import os
+import re
+import time
+from collections import OrderedDict
+from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Set, Tuple
+
+import msgspec
+
+# /proc/PID/cgroup lines of a Kubernetes pod, cgroupfs (pod<uid>) or systemd
+# (pod<uid with _>.slice) driver.
+_POD_UID = re.compile(
+    rb"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})"
+)
+
+# Lookups that found no holder are tried again on this many later walks.
+_RETRIES = 3
+
+
+class Owner(msgspec.Struct, frozen=True, gc=False):
+    pid: int
+    comm: str
+    job_id: Optional[str]
+
+
+def _text(raw: bytes) -> str:
+    """Kernel bytes as valid UTF-8 whatever they hold: invalid bytes become \\xNN."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+class _Lru(OrderedDict):
+    def __init__(self, limit: int):
+        super().__init__()
+        self._limit = limit
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self._limit:
+            self.popitem(last=False)
+
+
+class Owners:
+    def __init__(
+        self,
+        job_env: Sequence[str] = ("SLURM_JOB_ID",),
+        proc: str = "/proc",
+        min_interval: float = 0.1,
+        process_ttl: float = 10.0,
+        limit: int = 65536,
+    ):
+        self._job_env = [name.encode() + b"=" for name in job_env]
+        self._proc = proc
+        self._min_interval = min_interval
+        self._process_ttl = process_ttl
+        self._holders: "_Lru[int, FrozenSet[int]]" = _Lru(limit)
+        self._misses: Dict[int, int] = {}
+        self._chosen: "_Lru[int, int]" = _Lru(limit)
+        self._processes: "_Lru[int, Tuple[float, Optional[Owner]]]" = _Lru(4096)
+        self._next_walk = 0.0
+        self.walks = 0
+
+    def prepare(self, inodes: Iterable[int]) -> None:
+        """Looks up, in one /proc walk if one is due, the inodes not known yet."""
+        wanted = {ino for ino in inodes if ino and ino not in self._holders}
+        if not wanted or time.monotonic() < self._next_walk:
+            return
+        started = time.monotonic()
+        found = self._walk(wanted)
+        elapsed = time.monotonic() - started
+        self._next_walk = started + max(self._min_interval, 10 * elapsed)
+        self.walks += 1
+        for ino in wanted:
+            if ino in found:
+                self._holders.put(ino, frozenset(found[ino]))
+                self._misses.pop(ino, None)
+            else:
+                misses = self._misses.get(ino, 0) + 1
+                if misses >= _RETRIES:
+                    self._holders.put(ino, frozenset())
+                    self._misses.pop(ino, None)
+                else:
+                    self._misses[ino] = misses
+
+    def _walk(self, wanted: Set[int]) -> Dict[int, Set[int]]:
+        links = {f"socket:[{ino}]": ino for ino in wanted}
+        found: Dict[int, Set[int]] = {}
+        try:
+            entries = list(os.scandir(self._proc))
+        except OSError:
+            return found
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                descriptors = os.scandir(f"{entry.path}/fd")
+            except OSError:  # gone, or not ours to read
+                continue
+            with descriptors:
+                for fd in descriptors:
+                    try:
+                        ino = links.get(os.readlink(fd.path))
+                    except OSError:
+                        continue
+                    if ino is not None:
+                        found.setdefault(ino, set()).add(int(entry.name))
+        return found
+
+    def owner(self, sock: int, ino: int, tgid: int) -> Optional[Owner]:
+        holders = self._holders.get(ino) if ino else None
+        pid = self._chosen.get(sock)
+        if holders:
+            if tgid in holders:
+                pid = tgid
+            elif pid not in holders:
+                pid = min(holders)
+            self._chosen.put(sock, pid)
+        if pid is None:
+            return None
+        return self._process(pid)
+
+    def forget(self, sock: int) -> None:
+        self._chosen.pop(sock, None)
+
+    def _process(self, pid: int) -> Optional[Owner]:
+        now = time.monotonic()
+        cached = self._processes.get(pid)
+        if cached is not None and now - cached[0] < self._process_ttl:
+            return cached[1]
+        owner = self._read_process(pid)
+        if owner is None and cached is not None:
+            owner = cached[1]  # it has exited since: keep what it was
+        self._processes.put(pid, (now, owner))
+        return owner
+
+    def _read_process(self, pid: int) -> Optional[Owner]:
+        base = f"{self._proc}/{pid}"
+        try:
+            with open(f"{base}/comm", "rb") as f:
+                comm = _text(f.read().rstrip(b"\n"))
+        except OSError:
+            return None
+        return Owner(pid=pid, comm=comm, job_id=self._job_id(base))
+
+    def _job_id(self, base: str) -> Optional[str]:
+        try:
+            with open(f"{base}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            environ = []
+        for prefix in self._job_env:
+            for variable in environ:
+                if variable.startswith(prefix) and len(variable) > len(prefix):
+                    return _text(variable[len(prefix):])
+        try:
+            with open(f"{base}/cgroup", "rb") as f:
+                match = _POD_UID.search(f.read())
+        except OSError:
+            return None
+        return match.group(1).decode().replace("_", "-") if match else None
