@@ -83,11 +83,11 @@ class Netns:
             time.sleep(0.1)
         raise TimeoutError(f"sockets on port {port} still open after {timeout} s")
 
-    def traffic(self, port: int, seconds: float, family: str = "4") -> dict:
+    def traffic(self, port: int, seconds: float, family: str = "4", *extra: str) -> dict:
         """Client and server in one process, the client sending; its JSON lines merged."""
         out = self.run(
             sys.executable, str(TESTS / "traffic.py"), "--port", str(port),
-            "--seconds", str(seconds), "--family", family,
+            "--seconds", str(seconds), "--family", family, *extra,
             capture_output=True, text=True,
         ).stdout
         return merged_lines(out)
@@ -238,6 +238,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         ns.drop_one_in(drop_one_in, port, both_ways=True)
         if probe_first:
             probe = ProbeProcess()
+            before = ns.counters()
         server = ns.spawn("--role", "server", "--port", str(port), "--family", family,
                           "--duplex", "--seconds", str(seconds), "--name-hex", server_name.hex())
         procs.append(server)
@@ -249,7 +250,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         client_info = json.loads(client.stdout.readline())
         if probe is None:
             probe = ProbeProcess()
-        before = ns.counters()
+            before = ns.counters()
         client.stdin.write("go\n")
         client.stdin.flush()
         for proc in procs:

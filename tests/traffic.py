@@ -3,8 +3,10 @@
 Either one process that serves and sends (--role both: the default), or a
 separate server and client (--role server / client), so that each side has a
 pid and a name of its own (--name-hex sets the comm with prctl, any bytes).
-With --duplex both sides send. A client with --wait-go connects, then waits
-for a line on stdin before it sends: its socket exists before the probe does.
+With --duplex both sides send; with --pingpong (one process) the client sends
+small requests that the server echoes, one at a time, so a lost request is a
+lost tail. A client with --wait-go connects, then waits for a line on stdin
+before it sends: its socket exists before the probe does.
 
 Each process prints JSON lines: {"pid", "port"} once it is connected or
 listening, and {"sent", "received"} at the end. It closes cleanly and reads
@@ -61,6 +63,31 @@ def pump(conn: socket.socket, seconds: float, duplex: bool) -> dict:
     return {"sent": sent, "received": received[0] if received else None}
 
 
+def pingpong(conn: socket.socket, seconds: float, echo: bool) -> dict:
+    """Client (echo=False): 64-byte requests, each awaiting its echo. Server: echoes."""
+    exchanged = 0
+    if echo:
+        while True:
+            request = conn.recv(64)
+            if not request:
+                break
+            conn.sendall(request)
+            exchanged += 1
+    else:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            conn.sendall(b"q" * 64)
+            reply = b""
+            while len(reply) < 64:
+                reply += conn.recv(64 - len(reply))
+            exchanged += 1
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(64):
+            pass
+    conn.close()
+    return {"exchanged": exchanged}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--role", choices=("both", "server", "client"), default="both")
@@ -68,6 +95,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--family", choices=("4", "6"), default="4")
     parser.add_argument("--duplex", action="store_true")
+    parser.add_argument("--pingpong", action="store_true")
     parser.add_argument("--wait-go", action="store_true")
     parser.add_argument("--name-hex")
     args = parser.parse_args()
@@ -92,7 +120,10 @@ def main() -> None:
     if server is not None:
         def serve() -> None:
             conn, _ = server.accept()
-            served.append(pump(conn, args.seconds if args.duplex else 0, args.duplex))
+            if args.pingpong:
+                served.append(pingpong(conn, 0, echo=True))
+            else:
+                served.append(pump(conn, args.seconds if args.duplex else 0, args.duplex))
 
         acceptor = threading.Thread(target=serve)
         acceptor.start()
@@ -100,7 +131,10 @@ def main() -> None:
     say(pid=os.getpid(), port=client.getsockname()[1])
     if args.wait_go:
         sys.stdin.readline()
-    result = pump(client, args.seconds, args.duplex)
+    if args.pingpong:
+        result = pingpong(client, args.seconds, echo=False)
+    else:
+        result = pump(client, args.seconds, args.duplex)
     if server is not None:
         acceptor.join(timeout=300)
         server.close()

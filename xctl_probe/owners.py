@@ -14,8 +14,10 @@ the one chosen before, else the lowest pid, normally the parent that opened
 it. A socket the kernel has orphaned (closed, still retransmitting) keeps the
 owner it had. An owner that cannot be found is left out, never guessed.
 
-A /proc walk reads every descriptor on the node, so walks are rationed: at
-most one per ``min_interval`` and never more than a tenth of the time.
+A /proc walk reads every descriptor on the node, so walks are rationed by a
+budget of walking time: it refills at a tenth of wall-clock time, up to
+``burst`` seconds, so a burst of new sockets is looked up at once and a
+steady churn of them costs at most a tenth of a CPU.
 """
 
 import os
@@ -64,30 +66,37 @@ class Owners:
         self,
         job_env: Sequence[str] = ("SLURM_JOB_ID",),
         proc: str = "/proc",
-        min_interval: float = 0.1,
+        cpu_share: float = 0.1,
+        burst: float = 0.5,
         process_ttl: float = 10.0,
         limit: int = 65536,
     ):
         self._job_env = [name.encode() + b"=" for name in job_env]
         self._proc = proc
-        self._min_interval = min_interval
+        self._cpu_share = cpu_share
+        self._burst = burst
+        self._budget = burst
+        self._refilled_at = time.monotonic()
         self._process_ttl = process_ttl
         self._holders: "_Lru[int, FrozenSet[int]]" = _Lru(limit)
         self._misses: Dict[int, int] = {}
         self._chosen: "_Lru[int, int]" = _Lru(limit)
         self._processes: "_Lru[int, Tuple[float, Optional[Owner]]]" = _Lru(4096)
-        self._next_walk = 0.0
         self.walks = 0
 
     def prepare(self, inodes: Iterable[int]) -> None:
         """Looks up, in one /proc walk if one is due, the inodes not known yet."""
         wanted = {ino for ino in inodes if ino and ino not in self._holders}
-        if not wanted or time.monotonic() < self._next_walk:
+        if not wanted:
             return
         started = time.monotonic()
+        self._budget = min(self._burst,
+                           self._budget + (started - self._refilled_at) * self._cpu_share)
+        self._refilled_at = started
+        if self._budget <= 0:
+            return
         found = self._walk(wanted)
-        elapsed = time.monotonic() - started
-        self._next_walk = started + max(self._min_interval, 10 * elapsed)
+        self._budget -= time.monotonic() - started
         self.walks += 1
         for ino in wanted:
             if ino in found:
