@@ -37,6 +37,9 @@ $(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build
 bench: install
 	$(VPY) tests/bench_startup.py
 	$(VPY) tests/report_accounting.py
+	$(VPY) tests/report_owners.py
+	$(VPY) tests/bench_kernel_cost.py
+	$(VPY) tests/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) build/out build/lib* build/bdist* build/temp* *.egg-info xctl_probe/_libbpf*.so xctl_probe/probe.bpf.o

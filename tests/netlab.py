@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from xctl_contract import check_probe_line
+
 TESTS = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 PROBE = VENV_BIN / "xctl-probe-ebpf"
@@ -273,3 +275,16 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         if probe is not None:
             probe.kill()
         ns.close()
+
+
+def owner_share(run, client_comm, server_comm):
+    """(lines naming the right pid and comm, the lines) of a run_pair run:
+    server lines are those whose local port is the port, client lines the others."""
+    events = flow_lines([check_probe_line(raw) for raw in run["lines"]], run["port"],
+                        run["netns"])
+    right = 0
+    for e in events:
+        expected = ((run["server_pid"], server_comm) if e["sport"] == run["port"]
+                    else (run["client_pid"], client_comm))
+        right += (e.get("pid"), e.get("comm")) == expected
+    return right, events

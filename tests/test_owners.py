@@ -13,23 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_root
-from netlab import TESTS, Netns, ProbeProcess, flow_lines, merged_lines, run_pair
-from xctl_contract import check_line, check_probe_line
+from netlab import TESTS, Netns, ProbeProcess, flow_lines, merged_lines, owner_share, run_pair
+from xctl_contract import check_line, check_probe_line, network_stall_fires
 
 pytestmark = requires_root
-
-
-def owner_share(run, client_comm, server_comm):
-    """(right, total) over the lines of the test port: server lines are those
-    whose local port is the port, client lines the others."""
-    events = flow_lines([check_probe_line(raw) for raw in run["lines"]], run["port"],
-                        run["netns"])
-    right = 0
-    for e in events:
-        expected = ((run["server_pid"], server_comm) if e["sport"] == run["port"]
-                    else (run["client_pid"], client_comm))
-        right += (e.get("pid"), e.get("comm")) == expected
-    return right, events
 
 
 @pytest.mark.parametrize("family", ["4", "6"])
@@ -43,6 +30,10 @@ def test_right_owner_on_both_sides(family):
     assert all(e.get("pid") != 0 for e in events)
     assert all(e["family"] == f"ipv{family}" for e in events)
     assert sum(e["segs"] for e in events) == run["delta"]["TcpRetransSegs"]
+    # What xctl's network_stall rule needs: an edge from the owner's pid-N to
+    # the flow's network-* node, and a value of 10 or more.
+    assert network_stall_fires(events)
+    assert network_stall_fires([e for e in events if e.get("pid") == run["client_pid"]])
 
 
 def test_socket_opened_before_the_probe_started():

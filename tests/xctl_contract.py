@@ -70,3 +70,18 @@ def check_probe_line(raw: bytes) -> dict:
     if not math.isfinite(rate) or not 0 <= rate <= 100:
         raise ContractError(f"value is not a rate in percent: {event['value']!r}")
     return event
+
+
+def network_stall_fires(events) -> bool:
+    """xctl's network_stall rule as the shared contract describes it: some
+    transport.drop with a numeric value >= 10, and some WaitsOn edge from a
+    pid-N node (pid > 0) to a resource whose id starts with network- (and is
+    not folded into the catch-all network node, as network-pid-* ids are)."""
+    drops = [e for e in events if e.get("event_type") == "transport.drop"]
+    high = any(float(e["value"]) >= 10 for e in drops)
+    edge = any(
+        isinstance(e.get("pid"), int) and e["pid"] > 0
+        and e["entity_id"].startswith("network-") and not e["entity_id"].startswith("network-pid-")
+        for e in drops
+    )
+    return high and edge
