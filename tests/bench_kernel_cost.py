@@ -1,7 +1,7 @@
 """Kernel time per call of each of the probe's BPF programs, from
-kernel.bpf_stats_enabled, under a loss storm and a churn of short
-connections (tcp_destroy_sock runs for every TCP socket). Run as root:
-make bench."""
+kernel.bpf_stats_enabled, under a loss storm, a handshake whose last ACK is
+dropped (SYN-ACK retransmissions) and a churn of short connections
+(tcp_destroy_sock runs for every TCP socket). Run as root: make bench."""
 
 import json
 import subprocess
@@ -10,6 +10,13 @@ import sys
 from netlab import Netns, ProbeProcess
 
 STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+STUCK_HANDSHAKE = """
+import socket, sys, time
+server = socket.socket(); server.bind(("127.0.0.1", int(sys.argv[1]))); server.listen()
+client = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+time.sleep(3.5)
+"""
 
 CHURN = """
 import socket, sys
@@ -32,9 +39,13 @@ def main() -> None:
     probe = ProbeProcess()
     try:
         ns.drop_one_in(5, 9600)
+        ns.nft("add rule inet xpt in tcp dport 9602 tcp flags & (syn | ack) == ack drop")
         ns.traffic(9600, 4.0)
+        ns.run(sys.executable, "-c", STUCK_HANDSHAKE, "9602")
         ns.run(sys.executable, "-c", CHURN, "9601", "2000")
+        ns.run("nft", "flush", "ruleset")
         ns.wait_settled(9600)
+        ns.wait_settled(9602)
         out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
                              check=True).stdout
         for prog in json.loads(out):

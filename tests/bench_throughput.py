@@ -1,7 +1,10 @@
 """Bulk TCP throughput with the probe running and without, alternating in
 one run, as a ratio; lossless and with one packet in 100 dropped (where the
-retransmission programs actually run). Run as root: make bench."""
+retransmission programs actually run). Loss makes single runs vary a lot
+(one RTO more or less), so it takes several and compares medians.
+Run as root: make bench."""
 
+import argparse
 import statistics
 
 from netlab import Netns, ProbeProcess
@@ -25,16 +28,21 @@ def throughput(drop_one_in, with_probe: bool, port: int) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
     port = 9700
     for drop_one_in, label in ((0, "lossless"), (100, "1% loss")):
         runs = {False: [], True: []}
-        for _ in range(3):
+        for _ in range(args.runs):
             for with_probe in (False, True):
                 port += 1
                 runs[with_probe].append(throughput(drop_one_in, with_probe, port))
         without, with_ = statistics.median(runs[False]), statistics.median(runs[True])
-        print(f"{label}: without probe {without:.0f} MB/s, with probe {with_:.0f} MB/s "
-              f"(median of 3 each, alternating): ratio {with_ / without:.3f}")
+        print(f"{label}: without probe {without:.0f} MB/s (runs {min(runs[False]):.0f}-"
+              f"{max(runs[False]):.0f}), with probe {with_:.0f} MB/s (runs "
+              f"{min(runs[True]):.0f}-{max(runs[True]):.0f}), median of {args.runs} each, "
+              f"alternating: ratio {with_ / without:.3f}")
 
 
 if __name__ == "__main__":
