@@ -49,7 +49,7 @@ class Stream:
         if not raw:
             return False
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; xctl wants wall-clock time.
-        # Taken per batch, the offset follows clock steps (NTP) within one batch.
+        # Taken per batch, so a step of the wall clock (NTP) shows from the next batch.
         offset_ns = time.time_ns() - time.monotonic_ns()
         lost = self._probe.lost_records() - self._lost_reported
         records = decode(raw)
