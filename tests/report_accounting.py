@@ -1,6 +1,7 @@
 """The acceptance scenario, several times over, as figures: the probe's
-sum of segs against the namespace's TcpRetransSegs, and what value read on
-the storm flows. Run as root: make bench."""
+sum of segs against the namespace's TcpRetransSegs, the split by kind
+against the kernel's counters for each kind, and what value read on the
+storm flows. Run as root: make bench."""
 
 import argparse
 import statistics
@@ -30,6 +31,16 @@ def main() -> None:
               f"value on the data flow: median {statistics.median(values):.1f}, "
               f"min {min(values):.1f}, max {max(values):.1f}, "
               f">=10 in {sum(v >= 10 for v in values) * 100 // len(values)}% of lines")
+        d = run["delta"]
+        by_kind = {k: sum(e["segs"] for e in events if e.get("kind") == k)
+                   for k in ("fast", "rto", "syn", "tlp", "synack", None)}
+        print(f"  kinds: fast segs {by_kind['fast']} vs TcpExtTCPFastRetrans "
+              f"{d.get('TcpExtTCPFastRetrans', 0)}; rto segs {by_kind['rto']} vs "
+              f"TCPTimeouts - TCPSynRetrans + TCPSlowStartRetrans "
+              f"{d.get('TcpExtTCPTimeouts', 0) - d.get('TcpExtTCPSynRetrans', 0) + d.get('TcpExtTCPSlowStartRetrans', 0)}; "
+              f"syn {by_kind['syn']}, synack {by_kind['synack']} vs TCPSynRetrans "
+              f"{d.get('TcpExtTCPSynRetrans', 0)}; tlp {by_kind['tlp']} "
+              f"(TCPLossProbes {d.get('TcpExtTCPLossProbes', 0)}); no kind {by_kind[None]}")
 
 
 if __name__ == "__main__":
