@@ -91,10 +91,9 @@ class LoadedProbe:
     def _open(self, object_path: Path, btf_path: Optional[Path]) -> None:
         opts = ffi.new("struct bpf_object_open_opts *")
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
-        keep = None
-        if btf_path is not None:
-            keep = ffi.new("char[]", os.fsencode(btf_path))
-            opts.btf_custom_path = keep
+        # Owned here until the call returns; libbpf copies the string.
+        btf_path_c = ffi.new("char[]", os.fsencode(btf_path)) if btf_path else ffi.NULL
+        opts.btf_custom_path = btf_path_c
         lib.xp_reset_libbpf_log()
         self._obj = lib.bpf_object__open_file(os.fsencode(object_path), opts)
         if self._obj == ffi.NULL:
