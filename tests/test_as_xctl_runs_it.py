@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,16 @@ def foreign_python3():
     if found is None:
         pytest.skip("no python3 on PATH outside the venv")
     return found
+
+
+@pytest.fixture
+def base_python3():
+    """The interpreter the venv was made from: not the venv's, and not a
+    wrapper script (a pyenv shim is bash)."""
+    path = Path(sys.base_prefix) / "bin" / "python3"
+    if not path.exists():
+        pytest.skip("no base interpreter")
+    return str(path)
 
 
 @pytest.fixture
@@ -71,6 +82,39 @@ def test_sigint_also_exits_cleanly(foreign_python3):
         assert our_programs() == []
     finally:
         probe.kill()
+
+
+def _wait_for_binding(pid: int, timeout: float = 10.0) -> None:
+    """Until the process has mapped the libbpf binding: the probe's own code
+    is running, its signal handling is in place, and the load is about to
+    start. (Before that it is the interpreter starting up, whose own reaction
+    to a signal is not ours to test.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/maps") as maps:
+            if "_libbpf" in maps.read():
+                return
+        time.sleep(0.002)
+    raise TimeoutError("the probe never loaded its binding")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.05, 0.1])
+def test_stop_signal_while_loading_is_clean(base_python3, signum, delay):
+    """A supervisor may stop the probe at any moment, loading included."""
+    proc = subprocess.Popen([base_python3, str(PROBE)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=probe_env())
+    try:
+        _wait_for_binding(proc.pid)
+        time.sleep(delay)
+        proc.send_signal(signum)
+        assert proc.wait(10) == 0
+        assert b"Traceback" not in proc.stderr.read()
+        assert our_programs() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_closing_stdout_ends_it(foreign_python3):

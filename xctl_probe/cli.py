@@ -120,10 +120,10 @@ def run(
     # fast and work even where the binding is broken.
     from .loader import LoadedProbe
     from .owners import Owners
-    from .stream import Stream
+    from .stream import StopSignals, Stream
 
-    with LoadedProbe(object_path) as probe:
-        stream = Stream(probe, window, Owners(job_env))
+    with StopSignals() as stop, LoadedProbe(object_path) as probe:
+        stream = Stream(probe, window, Owners(job_env), stop)
         _say(
             f"attached to {len(probe.attached)} tracepoints in "
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}"
@@ -142,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):  # SIGINT before the handlers were in place
         return EXIT_OK
     except ProbeError as exc:
         _say(f"error: {exc}")

@@ -1,7 +1,7 @@
 """The main loop: kernel records in, xctl lines out, until told to stop.
 
 It sleeps in poll() on three descriptors: the ring buffer, a self-pipe that
-SIGTERM and SIGINT write to, and stdout itself, which reports an error when
+SIGTERM and SIGINT write to (StopSignals), and stdout itself, which reports an error when
 its reader (xctl) goes away, even while no event is due to be written.
 """
 
@@ -26,6 +26,45 @@ class _Stop(Exception):
     """A stop signal arrived while a write was blocked on a stalled reader."""
 
 
+class StopSignals:
+    """SIGTERM and SIGINT as a flag, and a descriptor poll() wakes up on.
+
+    Installed by the CLI before anything is loaded, so a signal that comes
+    while the probe is still starting ends it as cleanly as one that comes
+    later: the loop sees the flag and stops at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.fd = -1
+        self._wake_w = -1
+        self._interrupt = lambda: False
+        self._previous = {}
+        self._previous_wakeup = -1
+
+    def interrupt_when(self, predicate) -> None:
+        """While ``predicate()`` holds, a signal interrupts the code it lands in."""
+        self._interrupt = predicate
+
+    def _on_signal(self, signum, frame) -> None:
+        self.requested = True
+        if self._interrupt():
+            raise _Stop
+
+    def __enter__(self) -> "StopSignals":
+        self.fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        self._previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.set_wakeup_fd(self._previous_wakeup)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        os.close(self.fd)
+        os.close(self._wake_w)
+
+
 @dataclass
 class Totals:
     lines: int = 0
@@ -34,8 +73,10 @@ class Totals:
 
 
 class Stream:
-    def __init__(self, probe: LoadedProbe, window_s: float, owners: Owners, out_fd: int = 1):
+    def __init__(self, probe: LoadedProbe, window_s: float, owners: Owners, stop: StopSignals,
+                 out_fd: int = 1):
         self._probe = probe
+        self._stop = stop
         self._owners = owners
         self._ring = RingReader(probe.map_fd(RING_MAP))
         self._flows = FlowRates(int(window_s * 1e9))
@@ -80,24 +121,14 @@ class Stream:
 
     def run(self) -> Totals:
         totals = Totals()
-        stopping = False
-
-        def on_signal(signum, frame):
-            nonlocal stopping
-            stopping = True
-            if self._writer.blocked:
-                raise _Stop
-
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
-        previous_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self._stop.interrupt_when(lambda: self._writer.blocked)
         poller = select.poll()
         poller.register(self._ring.fileno(), select.POLLIN)
-        poller.register(wake_r, select.POLLIN)
+        poller.register(self._stop.fd, select.POLLIN)
         # No events asked for: poll still reports POLLERR/POLLHUP/POLLNVAL.
         poller.register(self._out_fd, 0)
         try:
-            while not stopping:
+            while not self._stop.requested:
                 for fd, _ in poller.poll():
                     if fd == self._out_fd:
                         raise StdoutClosed
@@ -110,11 +141,7 @@ class Stream:
         except _Stop:
             pass
         finally:
-            signal.set_wakeup_fd(previous_wakeup)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            os.close(wake_r)
-            os.close(wake_w)
+            self._stop.interrupt_when(lambda: False)
             self._ring.close()
         totals.lines = self._writer.lines
         totals.lost = self._probe.lost_records()
