@@ -25,7 +25,8 @@ def main() -> None:
         values = [float(e["value"]) for e in events if e["dport"] == run["port"]]
         print(f"run {i + 1}: sum(segs) {segs} vs TcpRetransSegs {kernel} "
               f"({'exact' if segs == kernel else 'MISMATCH'}); {len(events)} lines; "
-              f"nft dropped {run['nft_dropped']}; fast {run['delta'].get('TcpExtTCPFastRetrans', 0)}, "
+              f"nft dropped {run['nft_dropped']}; "
+              f"fast {run['delta'].get('TcpExtTCPFastRetrans', 0)}, "
               f"timeouts {run['delta'].get('TcpExtTCPTimeouts', 0)}, "
               f"retrans fail {run['delta'].get('TcpExtTCPRetransFail', 0)}; "
               f"value on the data flow: median {statistics.median(values):.1f}, "
@@ -34,10 +35,11 @@ def main() -> None:
         d = run["delta"]
         by_kind = {k: sum(e["segs"] for e in events if e.get("kind") == k)
                    for k in ("fast", "rto", "syn", "tlp", "synack", None)}
+        rto_kernel = (d.get("TcpExtTCPTimeouts", 0) - d.get("TcpExtTCPSynRetrans", 0)
+                      + d.get("TcpExtTCPSlowStartRetrans", 0))
         print(f"  kinds: fast segs {by_kind['fast']} vs TcpExtTCPFastRetrans "
               f"{d.get('TcpExtTCPFastRetrans', 0)}; rto segs {by_kind['rto']} vs "
-              f"TCPTimeouts - TCPSynRetrans + TCPSlowStartRetrans "
-              f"{d.get('TcpExtTCPTimeouts', 0) - d.get('TcpExtTCPSynRetrans', 0) + d.get('TcpExtTCPSlowStartRetrans', 0)}; "
+              f"TCPTimeouts - TCPSynRetrans + TCPSlowStartRetrans {rto_kernel}; "
               f"syn {by_kind['syn']}, synack {by_kind['synack']} vs TCPSynRetrans "
               f"{d.get('TcpExtTCPSynRetrans', 0)}; tlp {by_kind['tlp']} "
               f"(TCPLossProbes {d.get('TcpExtTCPLossProbes', 0)}); no kind {by_kind[None]}")

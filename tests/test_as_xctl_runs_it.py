@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_root
-from netlab import PROBE, VENV_BIN, Netns, ProbeProcess, our_programs, probe_env, wait_attached_programs
+from netlab import (PROBE, VENV_BIN, Netns, ProbeProcess, our_programs, probe_env,
+                    wait_attached_programs)
 from xctl_contract import check_probe_line
 
 pytestmark = requires_root

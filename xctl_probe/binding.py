@@ -6,6 +6,8 @@ raises BadInstall with what to do, instead of an ImportError traceback.
 
 from .errors import BadInstall
 
+__all__ = ["ffi", "lib"]
+
 try:
     from ._libbpf import ffi, lib
 except ImportError as exc:

@@ -107,7 +107,7 @@ class LoadedProbe:
         err = -lib.bpf_object__load(self._obj)
         if err == 0:
             return
-        if err in (errno.EPERM,):
+        if err == errno.EPERM:
             raise NoPrivilege(
                 f"the kernel refused to load BPF programs: {os.strerror(err)}{_libbpf_says()}; "
                 "run as root, or check kernel.unprivileged_bpf_disabled and any LSM policy"
@@ -145,6 +145,8 @@ class LoadedProbe:
     def _report_layout(self) -> bool:
         """Which tcp_retransmit_skb layout CO-RE chose, asked of the loaded object itself."""
         prog = lib.bpf_object__find_program_by_name(self._obj, LAYOUT_PROGRAM.encode())
+        if prog == ffi.NULL:
+            raise BadInstall(f"BPF object has no program {LAYOUT_PROGRAM}; reinstall the package")
         result = lib.xp_test_run(lib.bpf_program__fd(prog))
         if result < 0:
             raise KernelUnsupported(
