@@ -229,10 +229,12 @@ def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
 
 def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bool = True,
              client_name: bytes = b"xpt-client", server_name: bytes = b"xpt-server",
-             drop_one_in: int = 5, client_env: Optional[Dict[str, str]] = None) -> dict:
+             drop_one_in: int = 5, client_env: Optional[Dict[str, str]] = None,
+             client_fork: bool = False) -> dict:
     """A server and a client process of their own, both sending, through a
     namespace that drops one packet in ``drop_one_in`` both ways. With
-    probe_first=False the connection is up before the probe starts."""
+    probe_first=False the connection is up before the probe starts; with
+    client_fork the client shares its socket with a child that does the sending."""
     ns = Netns()
     probe = None
     procs: List[subprocess.Popen] = []
@@ -247,7 +249,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         server_info = json.loads(server.stdout.readline())
         client = ns.spawn("--role", "client", "--port", str(port), "--family", family,
                           "--duplex", "--seconds", str(seconds), "--name-hex", client_name.hex(),
-                          "--wait-go", env=client_env)
+                          "--wait-go", *(["--fork"] if client_fork else []), env=client_env)
         procs.append(client)
         client_info = json.loads(client.stdout.readline())
         if probe is None:
@@ -255,6 +257,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
             before = ns.counters()
         client.stdin.write("go\n")
         client.stdin.flush()
+        child_pid = json.loads(client.stdout.readline())["child"] if client_fork else None
         for proc in procs:
             proc.wait(timeout=seconds + 120)
         ns.wait_settled(port)
@@ -265,6 +268,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
             "rc": rc, "lines": probe.lines, "stderr": probe.stderr_text(), "port": port,
             "netns": ns.inode, "server_pid": server_info["pid"],
             "client_pid": client_info["pid"], "client_port": client_info["port"],
+            "child_pid": child_pid,
             "delta": {k: after[k] - before.get(k, 0) for k in after},
         }
     finally:

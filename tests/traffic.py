@@ -6,7 +6,9 @@ pid and a name of its own (--name-hex sets the comm with prctl, any bytes).
 With --duplex both sides send; with --pingpong (one process) the client sends
 small requests that the server echoes, one at a time, so a lost request is a
 lost tail. A client with --wait-go connects, then waits for a line on stdin
-before it sends: its socket exists before the probe does.
+before it sends: its socket exists before the probe does. A client with
+--fork shares its socket with a child after connecting: the child sends,
+the parent only holds the descriptor until the child is done.
 
 Each process prints JSON lines: {"pid", "port"} once it is connected or
 listening, and {"sent", "received"} at the end. It closes cleanly and reads
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--duplex", action="store_true")
     parser.add_argument("--pingpong", action="store_true")
     parser.add_argument("--wait-go", action="store_true")
+    parser.add_argument("--fork", action="store_true")
     parser.add_argument("--name-hex")
     args = parser.parse_args()
     if args.name_hex:
@@ -131,6 +134,13 @@ def main() -> None:
     say(pid=os.getpid(), port=client.getsockname()[1])
     if args.wait_go:
         sys.stdin.readline()
+    if args.fork:
+        child = os.fork()
+        if child:
+            say(child=child)
+            os.waitpid(child, 0)
+            client.close()
+            return
     if args.pingpong:
         result = pingpong(client, args.seconds, echo=False)
     else:
