@@ -39,8 +39,10 @@ def main() -> None:
     probe = ProbeProcess()
     try:
         ns.drop_one_in(5, 9600)
-        ns.nft("add rule inet xpt in tcp dport 9602 tcp flags & (syn | ack) == ack drop")
         ns.traffic(9600, 4.0)
+        ns.nft("add table inet xpt",
+               "add chain inet xpt in { type filter hook input priority 0; }",
+               "add rule inet xpt in tcp dport 9602 tcp flags & (syn | ack) == ack drop")
         ns.run(sys.executable, "-c", STUCK_HANDSHAKE, "9602")
         ns.run(sys.executable, "-c", CHURN, "9601", "2000")
         ns.run("nft", "flush", "ruleset")

@@ -39,6 +39,7 @@ class Netns:
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         self.run("ip", "link", "set", "lo", "up")
         self.inode = os.stat(f"/run/netns/{self.name}").st_ino
+        self.dropped = 0
 
     def run(self, *cmd: str, **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("check", True)
@@ -85,13 +86,21 @@ class Netns:
             time.sleep(0.1)
         raise TimeoutError(f"sockets on port {port} still open after {timeout} s")
 
+    def lift_loss(self) -> None:
+        """Ends the storm: flushes the nftables rules, adding what they dropped to ``dropped``."""
+        self.dropped += self.nft_dropped()
+        self.run("nft", "flush", "ruleset")
+
     def traffic(self, port: int, seconds: float, family: str = "4", *extra: str) -> dict:
-        """Client and server in one process, the client sending; its JSON lines merged."""
-        out = self.run(
-            sys.executable, str(TESTS / "traffic.py"), "--port", str(port),
-            "--seconds", str(seconds), "--family", family, *extra,
-            capture_output=True, text=True,
-        ).stdout
+        """Client and server in one process, the client sending for ``seconds``;
+        then the loss is lifted, so the connection closes without waiting out
+        a long RTO backoff (at 1 in 5 both ways, that tail can take minutes).
+        Its JSON lines, merged."""
+        proc = self.spawn("--port", str(port), "--seconds", str(seconds), "--family", family,
+                          *extra)
+        time.sleep(seconds)
+        self.lift_loss()
+        out, _ = proc.communicate(timeout=300)
         return merged_lines(out)
 
     def spawn(self, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
@@ -215,7 +224,7 @@ def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
             "lines": probe.lines,
             "stderr": probe.stderr_text(),
             "delta": {k: after[k] - before.get(k, 0) for k in after},
-            "nft_dropped": ns.nft_dropped(),
+            "nft_dropped": ns.dropped,
             "netns": ns.inode,
             "sender": sender,
             "span_ms": (started_ms, ended_ms),
@@ -258,6 +267,8 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         client.stdin.write("go\n")
         client.stdin.flush()
         child_pid = json.loads(client.stdout.readline())["child"] if client_fork else None
+        time.sleep(seconds)
+        ns.lift_loss()
         for proc in procs:
             proc.wait(timeout=seconds + 120)
         ns.wait_settled(port)
