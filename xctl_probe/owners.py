@@ -82,7 +82,6 @@ class Owners:
         self._misses: Dict[int, int] = {}
         self._chosen: "_Lru[int, int]" = _Lru(limit)
         self._processes: "_Lru[int, Tuple[float, Optional[Owner]]]" = _Lru(4096)
-        self.walks = 0
 
     def prepare(self, inodes: Iterable[int]) -> None:
         """Looks up, in one /proc walk if one is due, the inodes not known yet."""
@@ -97,7 +96,6 @@ class Owners:
             return
         found = self._walk(wanted)
         self._budget -= time.monotonic() - started
-        self.walks += 1
         for ino in wanted:
             if ino in found:
                 self._holders.put(ino, frozenset(found[ino]))
