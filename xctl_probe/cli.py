@@ -142,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):  # SIGINT before the handlers were in place
+    except click.Abort:
         return EXIT_OK
     except ProbeError as exc:
         _say(f"error: {exc}")
