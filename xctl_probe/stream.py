@@ -1,8 +1,8 @@
 """The main loop: kernel records in, xctl lines out, until told to stop.
 
 It sleeps in poll() on three descriptors: the ring buffer, a self-pipe that
-SIGTERM and SIGINT write to (StopSignals), and stdout itself, which reports an error when
-its reader (xctl) goes away, even while no event is due to be written.
+SIGTERM and SIGINT write to (StopSignals), and stdout itself, which reports
+an error when its reader (xctl) goes away, even while no event is due.
 """
 
 import os
