@@ -1,7 +1,43 @@
 import os
+import time
 
 import pytest
+
+from netlab import Netns, ProbeProcess, flow_lines
+from xctl_contract import check_probe_line
 
 requires_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="loads BPF programs and makes network namespaces: run as root"
 )
+
+
+@pytest.fixture
+def lab():
+    """A namespace with an empty nftables input chain (table inet xpt, chain
+    in) for the test's rules, and the probe running. ``finish(port)`` waits
+    until the port's sockets are done, stops the probe, checks the sum of
+    segs against TcpRetransSegs and returns (lines about the port, counter
+    deltas since the probe started)."""
+    ns = Netns()
+    probe = None
+    try:
+        ns.nft("add table inet xpt",
+               "add chain inet xpt in { type filter hook input priority 0; }")
+        probe = ProbeProcess()
+        before = ns.counters()
+
+        def finish(port):
+            ns.wait_settled(port)
+            after = ns.counters()
+            time.sleep(0.5)
+            assert probe.stop() == 0
+            events = flow_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)
+            delta = {k: after[k] - before.get(k, 0) for k in after}
+            assert sum(e["segs"] for e in events) == delta["TcpRetransSegs"]
+            return events, delta
+
+        yield ns, finish
+    finally:
+        if probe is not None:
+            probe.kill()
+        ns.close()

@@ -3,10 +3,8 @@ and held against the kernel's own counter for that kind."""
 
 import time
 
-import pytest
-
 from conftest import requires_root
-from netlab import Netns, ProbeProcess, flow_lines, run_storm
+from netlab import flow_lines, run_storm
 from xctl_contract import check_probe_line
 
 pytestmark = requires_root
@@ -14,28 +12,6 @@ pytestmark = requires_root
 
 def kinds(events, kind):
     return [e for e in events if e.get("kind") == kind]
-
-
-@pytest.fixture
-def lab():
-    ns = Netns()
-    ns.nft("add table inet xpt", "add chain inet xpt in { type filter hook input priority 0; }")
-    probe = ProbeProcess()
-    before = ns.counters()
-
-    def finish(port):
-        ns.wait_settled(port)
-        after = ns.counters()
-        time.sleep(0.5)
-        assert probe.stop() == 0
-        events = flow_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)
-        delta = {k: after[k] - before.get(k, 0) for k in after}
-        assert sum(e["segs"] for e in events) == delta["TcpRetransSegs"]
-        return events, delta
-
-    yield ns, finish
-    probe.kill()
-    ns.close()
 
 
 def test_fast_retransmits_under_random_loss():

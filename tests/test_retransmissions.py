@@ -2,10 +2,9 @@
 our own, and the probe's lines held against the kernel's own counters."""
 
 import sys
-import time
 
 from conftest import requires_root
-from netlab import Netns, ProbeProcess, flow_lines, run_storm
+from netlab import flow_lines, run_storm
 from xctl_contract import check_probe_line
 
 pytestmark = requires_root
@@ -69,33 +68,18 @@ for s in (client, conn, server):
 """
 
 
-def test_synack_retransmissions_are_reported_and_counted():
+def test_synack_retransmissions_are_reported_and_counted(lab):
+    ns, finish = lab
     port = 9300
-    ns = Netns()
-    probe = None
-    try:
-        # Let SYNs through to the server, drop everything else towards it: the
-        # handshake's last ACK never arrives, so the server retransmits its SYN-ACK.
-        ns.nft("add table inet xpt",
-               "add chain inet xpt in { type filter hook input priority 0; }",
-               f"add rule inet xpt in tcp dport {port} tcp flags & (syn | ack) == ack drop")
-        probe = ProbeProcess()
-        before = ns.counters()
-        ns.run(sys.executable, "-c", HANDSHAKE_STUCK, str(port))
-        ns.wait_settled(port)
-        after = ns.counters()
-        time.sleep(0.5)
-        assert probe.stop() == 0
-        events = flow_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)
-    finally:
-        if probe is not None:
-            probe.kill()
-        ns.close()
+    # Let SYNs through to the server, drop everything else towards it: the
+    # handshake's last ACK never arrives, so the server retransmits its SYN-ACK.
+    ns.nft(f"add rule inet xpt in tcp dport {port} tcp flags & (syn | ack) == ack drop")
+    ns.run(sys.executable, "-c", HANDSHAKE_STUCK, str(port))
+    events, delta = finish(port)
 
-    synack_retrans = after["TcpExtTCPSynRetrans"] - before.get("TcpExtTCPSynRetrans", 0)
+    synack_retrans = delta["TcpExtTCPSynRetrans"]
     assert synack_retrans >= 2
-    retrans_segs = after["TcpRetransSegs"] - before.get("TcpRetransSegs", 0)
-    assert sum(e["segs"] for e in events) == retrans_segs
+    assert sum(e["segs"] for e in events) == delta["TcpRetransSegs"]
     synacks = [e for e in events if e.get("kind") == "synack"]
     assert len(synacks) == synack_retrans
     assert all(e["sport"] == port and e["state"] == "NEW_SYN_RECV" and e["segs"] == 1
