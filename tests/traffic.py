@@ -115,8 +115,10 @@ def main() -> None:
     if args.role == "server":
         say(pid=os.getpid(), port=args.port)
         conn, _ = server.accept()
-        server.close()
+        # Listening on until the end, as servers do: a SYN-ACK retransmission
+        # belongs to the listener's process.
         say(**pump(conn, args.seconds if args.duplex else 0, args.duplex))
+        server.close()
         return
 
     served = []
