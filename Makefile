@@ -1,6 +1,9 @@
-# make run   - set up everything (Debian packages, .venv), build, run the probe
-# make test  - the same setup, then the test suite (as root: it loads BPF programs)
-# make install - only the setup and build: leaves .venv/bin/xctl-probe-ebpf
+# make run          - set up everything (Debian packages, .venv), build, run the probe
+# make test         - the same setup, then the test suite on this kernel (as root: it
+#                     loads BPF programs), then the probe judged by xctl's own code
+# make test-kernels - the real-kernel tests again inside Debian's 6.1 and 6.12 kernels
+#                     (QEMU under virtme-ng, installed here on first use)
+# make install      - only the setup and build: leaves .venv/bin/xctl-probe-ebpf
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,14 +11,31 @@ VPY := $(VENV)/bin/python
 # Build-time only: clang/llvm compile the BPF object, libbpf-dev and gcc the
 # binding. bpftool and nftables/iproute2 serve the tests.
 DEB_PACKAGES := clang llvm gcc make libbpf-dev libelf-dev zlib1g-dev bpftool nftables iproute2 util-linux
+# xctl's own source, for the harness that runs the probe through it. Where the
+# harness reads it from is fixed in tests/xctl_harness (Cargo.toml, main.rs).
+XCTL_SRC := ../shared/xctl-src
+# The crates xctl's probe reader, graph and rules need, as Debian packages them.
+RUST_PACKAGES := librust-tokio-dev librust-serde-dev librust-serde-derive-dev \
+	librust-serde-json-dev librust-serde-yaml-dev librust-async-trait-dev librust-rand-dev \
+	librust-libc-dev
+HARNESS := build/out/xctl-harness/release/xctl-harness
 
-.PHONY: run test install deps bench clean
+.PHONY: run test test-host test-xctl test-kernels install deps rust-deps bench clean
 
 run: install
 	$(VENV)/bin/xctl-probe-ebpf
 
-test: install
-	$(VENV)/bin/pytest
+test: test-host test-xctl
+
+test-host: install
+	$(VENV)/bin/pytest -m "not xctl"
+
+test-xctl: install $(HARNESS)
+	$(VENV)/bin/pytest -m xctl
+
+test-kernels: install $(VENV)/.virtme-ng
+	bash tests/install_kernels.sh
+	$(VPY) tests/guests.py
 
 install: $(VENV)/.installed
 
@@ -33,6 +53,20 @@ $(VENV)/.deps: pyproject.toml | deps
 $(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build/*.py xctl_probe/*.py bin/*)
 	$(VPY) -m pip install -q --no-build-isolation --no-deps --force-reinstall .
 	touch $@
+
+$(VENV)/.virtme-ng: $(VENV)/.deps
+	$(VPY) -m pip install -q "virtme-ng>=1.30"
+	touch $@
+
+rust-deps:
+	@test -d $(XCTL_SRC)/core || { echo "make: xctl's source is not at $(XCTL_SRC)" >&2; exit 1; }
+	@{ command -v cargo >/dev/null && dpkg -s $(RUST_PACKAGES) >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: run as root to install: cargo $(RUST_PACKAGES)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $$(command -v cargo >/dev/null || echo cargo) $(RUST_PACKAGES); }
+
+$(HARNESS): tests/xctl_harness/Cargo.toml $(wildcard tests/xctl_harness/src/*.rs tests/xctl_harness/serde_yaml_09/*) | rust-deps
+	cd tests/xctl_harness && CARGO_TARGET_DIR=$(abspath build/out/xctl-harness) cargo build --release --quiet
 
 bench: install
 	$(VPY) tests/bench_startup.py

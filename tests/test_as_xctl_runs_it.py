@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_root
-from netlab import (PROBE, VENV_BIN, Netns, ProbeProcess, our_programs, probe_env,
+from netlab import (PROBE, VENV_BIN, Netns, ProbeProcess, probe_env, wait_programs_gone,
                     wait_attached_programs)
 from xctl_contract import check_probe_line
 
-pytestmark = requires_root
+pytestmark = [requires_root, pytest.mark.kernels]
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_events_arrive_and_sigterm_leaves_nothing_attached(foreign_python3, netn
         assert max(delays) < 1000, f"slowest line took {max(delays):.0f} ms"
 
         assert probe.stop() == 0
-        assert our_programs() == []
+        wait_programs_gone()
         stderr = probe.stderr_text().splitlines()
         assert len(stderr) <= 3 and all(len(line) < 200 for line in stderr), stderr
         assert not any("Traceback" in line for line in stderr)
@@ -80,7 +80,7 @@ def test_sigint_also_exits_cleanly(foreign_python3):
         wait_attached_programs()
         probe.proc.send_signal(signal.SIGINT)
         assert probe.proc.wait(10) == 0
-        assert our_programs() == []
+        wait_programs_gone()
     finally:
         probe.kill()
 
@@ -111,7 +111,7 @@ def test_stop_signal_while_loading_is_clean(base_python3, signum, delay):
         proc.send_signal(signum)
         assert proc.wait(10) == 0
         assert b"Traceback" not in proc.stderr.read()
-        assert our_programs() == []
+        wait_programs_gone()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -129,7 +129,7 @@ def test_closing_stdout_ends_it(foreign_python3):
         started = time.monotonic()
         assert proc.wait(10) == 0
         assert time.monotonic() - started < 5
-        assert our_programs() == []
+        wait_programs_gone()
         assert b"Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:

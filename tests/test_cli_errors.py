@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_root
-from netlab import PROBE, our_programs, probe_env
+from netlab import PROBE, probe_env, wait_programs_gone
 
 # The documented codes, restated: the test holds the CLI to the README.
 EXIT_USAGE, EXIT_NO_PRIVILEGE, EXIT_NO_BTF = 2, 3, 4
@@ -111,7 +111,7 @@ def test_kernel_without_the_hook(tmp_path):
                     "-c", str(source), "-o", str(obj)], check=True)
     assert_one_line_error(run_probe("--object", str(obj)), EXIT_KERNEL_UNSUPPORTED,
                           "xp_no_such_tracepoint")
-    assert our_programs() == []
+    wait_programs_gone()
 
 
 def test_broken_install_is_one_line(tmp_path):
