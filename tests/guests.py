@@ -68,6 +68,7 @@ def inside() -> int:
     print(f"probe: {probe.attach_line.strip()} (the test saw it after {waited:.1f} s)",
           flush=True)
     rc = int(pytest.main(["-p", "no:cacheprovider", "-m", "kernels", "-q", "-rfE", str(TESTS)]))
+    sys.stdout.flush()  # pytest's closing line before the reports' own output
     # The figures behind the tests on this kernel: one storm, one owner round.
     for report in (["report_accounting.py", "--runs", "1"], ["report_owners.py", "--runs", "1"]):
         rc = rc or subprocess.run([sys.executable, str(TESTS / report[0]), *report[1:]]).returncode
