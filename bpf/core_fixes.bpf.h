@@ -28,23 +28,6 @@ static __always_inline int retransmit_tp_has_err(void)
 }
 
 /*
- * The same change: __tcp_retransmit_skb() bails out with these errors before
- * it adds the skb to TcpRetransSegs and tcp_sock.total_retrans; any other
- * error comes from the transmit itself, after the counters moved.
- */
-#define XP_EINVAL 22
-#define XP_ENOMEM 12
-#define XP_EAGAIN 11
-#define XP_EBUSY 16
-#define XP_EHOSTUNREACH 113
-
-static __always_inline int retransmit_err_before_counting(int err)
-{
-	return err == -XP_EBUSY || err == -XP_EINVAL || err == -XP_ENOMEM ||
-	       err == -XP_EAGAIN || err == -XP_EHOSTUNREACH;
-}
-
-/*
  * Linux without CONFIG_IPV6 has no skc_v6_* fields; reading them would make
  * the whole object fail to load there.
  */

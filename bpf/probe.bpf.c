@@ -23,17 +23,16 @@ struct {
 } records SEC(".maps");
 
 /*
- * tcp_sock.total_retrans as of each retransmitting socket's last record.
- * A record's segs is the rise of that counter, so a retransmission whose BPF
- * run the kernel skipped is carried by the socket's next record, or by its
- * close record. Entries go with their sockets (tcp_destroy_sock); LRU keeps
- * the map bounded if a socket ever escapes that.
+ * The sockets that have given a record: each gets a close record, which
+ * carries whatever a skipped BPF run missed (user space counts segments as
+ * the rise of the socket's counter). Entries go with their sockets
+ * (tcp_destroy_sock); LRU keeps the map bounded if a socket ever escapes that.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u32);
+	__type(value, __u8);
 } retrans_seen SEC(".maps");
 
 /* Records that found the ring buffer full; user space reports them in-band. */
@@ -118,31 +117,18 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 {
 	const struct tcp_sock *tp = (const void *)sk;
 	__u64 key = (__u64)sk;
-	__u32 total = BPF_CORE_READ(tp, total_retrans);
-	__u32 *seen = bpf_map_lookup_elem(&retrans_seen, &key);
+	__u8 seen = 1;
 	struct xp_record *r;
-	__u32 segs;
 
-	if (seen) {
-		/* Retransmissions of one socket run under its lock: no race here. */
-		segs = total - *seen;
-		*seen = total;
-	} else {
-		segs = retransmit_err_before_counting(err) ? 0 : skb_pcount(skb);
-		flags |= XP_F_FIRST;
-		bpf_map_update_elem(&retrans_seen, &key, &total, BPF_ANY);
-	}
-	/* An attempt that failed before the kernel counted it is no retransmission. */
-	if (!segs)
-		return 0;
-
+	if (!bpf_map_lookup_elem(&retrans_seen, &key))
+		bpf_map_update_elem(&retrans_seen, &key, &seen, BPF_ANY);
 	r = reserve_record();
 	if (!r)
 		return 0;
 	fill_flow(r, &sk->__sk_common);
 	fill_sock(r, sk);
-	r->segs = segs;
-	r->retrans = total;
+	r->skb_segs = skb_pcount(skb);
+	r->retrans = BPF_CORE_READ(tp, total_retrans);
 	r->err = err;
 	r->flags = flags;
 	r->source = XP_SRC_RETRANSMIT;
@@ -179,7 +165,7 @@ int BPF_PROG(xp_tcp_retransmit_synack, const struct sock *sk, const struct reque
 	r->srtt_us = 0;
 	r->ca_state = 0;
 	r->pending = 0;
-	r->segs = 1;
+	r->skb_segs = 1;
 	r->retrans = before + 1;
 	r->sent = before + 2;
 	r->err = 0;
@@ -199,19 +185,16 @@ int BPF_PROG(xp_tcp_destroy_sock, const struct sock *sk)
 {
 	const struct tcp_sock *tp = (const void *)sk;
 	__u64 key = (__u64)sk;
-	__u32 *seen = bpf_map_lookup_elem(&retrans_seen, &key);
 	struct xp_record *r;
-	__u32 total;
 
-	if (!seen)
+	if (!bpf_map_lookup_elem(&retrans_seen, &key))
 		return 0;
-	total = BPF_CORE_READ(tp, total_retrans);
 	r = reserve_record();
 	if (r) {
 		fill_flow(r, &sk->__sk_common);
 		fill_sock(r, sk);
-		r->segs = total - *seen;
-		r->retrans = total;
+		r->skb_segs = 0;
+		r->retrans = BPF_CORE_READ(tp, total_retrans);
 		r->err = 0;
 		r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
 		r->source = XP_SRC_CLOSE;

@@ -28,9 +28,6 @@ enum xp_source {
 enum xp_flag {
 	/* The tracepoint has the 6.17+ layout (sk, skb, err): err is real. */
 	XP_F_ERR_LAYOUT = 1,
-	/* First record of this socket: segs is the skb's own segment count,
-	 * later ones carry the rise of the socket's counter. */
-	XP_F_FIRST = 2,
 };
 
 struct xp_record {
@@ -39,8 +36,9 @@ struct xp_record {
 	__u64 ino;		/* inode of the socket's file (the listener's for a SYN-ACK), 0 if none */
 	__u64 cgroup_id;	/* cgroup v2 id of the socket (of its creator), 0 if unknown */
 	__u32 netns;		/* inode of the socket's network namespace */
-	__u32 segs;		/* retransmitted segments this record accounts for */
-	__u32 retrans;		/* segments the flow has retransmitted in its life, this one included */
+	__u32 skb_segs;		/* segments in the retransmitted skb; 0 in a close record */
+	__u32 retrans;		/* segments the flow has retransmitted in its life, this one included:
+				 * a line's segs is its rise (xctl_probe/accounting.py) */
 	__u32 sent;		/* segments the flow has sent in its life, retransmissions included */
 	__u32 tgid;		/* process on the CPU: often not the owner (softirq), only a hint */
 	__u32 srtt_us;		/* smoothed RTT of the flow, microseconds, 0 if none */

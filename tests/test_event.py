@@ -9,7 +9,7 @@ import pytest
 
 from xctl_contract import check_probe_line
 from xctl_probe.decoder import SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK, Record
-from xctl_probe.event import kind_of, to_event
+from xctl_probe.event import err_name, kind_of, to_event
 from xctl_probe.owners import Owner
 from xctl_probe.flows import FlowRates, format_rate
 from xctl_probe.writer import JsonlWriter, StdoutClosed
@@ -19,7 +19,7 @@ SECOND = 1_000_000_000
 
 def record(**fields):
     values = dict(ts_ns=5 * SECOND, sock=0xFFFF8880DEADBEEF, ino=0, cgroup_id=0,
-                  netns=4026531840, segs=1, retrans=1, sent=100, tgid=0, srtt_us=0, err=0,
+                  netns=4026531840, skb_segs=1, retrans=1, sent=100, tgid=0, srtt_us=0, err=0,
                   flags=0, family=socket.AF_INET, sport=40000, dport=9000, state=1,
                   source=SOURCE_RETRANSMIT, ca_state=3, pending=1,
                   saddr=socket.inet_aton("10.0.0.1") + bytes(12),
@@ -33,7 +33,7 @@ def line(event) -> bytes:
 
 
 def test_ipv4_line_meets_the_contract():
-    event = check_probe_line(line(to_event(record(), 1_700_000_000_123, "12.5")))
+    event = check_probe_line(line(to_event(record(), 1, 1_700_000_000_123, "12.5")))
     assert event == {
         "ts": 1_700_000_000_123, "event_type": "transport.drop",
         "entity_id": "network-10.0.0.1-10.0.0.2-40000-9000", "value": "12.5",
@@ -47,7 +47,7 @@ def test_ipv4_line_meets_the_contract():
 def test_ipv6_flow():
     event = check_probe_line(line(to_event(
         record(family=socket.AF_INET6, saddr=socket.inet_pton(socket.AF_INET6, "fd00::1"),
-               daddr=socket.inet_pton(socket.AF_INET6, "fd00::2")), 1, "0")))
+               daddr=socket.inet_pton(socket.AF_INET6, "fd00::2")), 1, 1, "0")))
     assert event["family"] == "ipv6"
     assert event["entity_id"] == "network-fd00::1-fd00::2-40000-9000"
 
@@ -55,30 +55,38 @@ def test_ipv6_flow():
 def test_ipv4_mapped_ipv6_socket_is_ipv4_on_the_wire():
     mapped = lambda a: bytes(10) + b"\xff\xff" + socket.inet_aton(a)  # noqa: E731
     event = to_event(record(family=socket.AF_INET6, saddr=mapped("127.0.0.1"),
-                            daddr=mapped("127.0.0.2")), 1, "0")
+                            daddr=mapped("127.0.0.2")), 1, 1, "0")
     assert (event.family, event.saddr, event.daddr) == ("ipv4", "127.0.0.1", "127.0.0.2")
 
 
 def test_synack_kind_failed_retransmission_and_lost():
     event = check_probe_line(line(to_event(
-        record(source=SOURCE_SYNACK, state=12, err=-105), 1, "50", lost=3)))
-    assert (event["kind"], event["state"], event["err"], event["lost"]) == (
-        "synack", "NEW_SYN_RECV", -105, 3)
+        record(source=SOURCE_SYNACK, state=12, err=-105), 1, 1, "50", lost=3)))
+    assert (event["kind"], event["state"], event["err"], event["err_name"], event["lost"]) == (
+        "synack", "NEW_SYN_RECV", -105, "ENOBUFS", 3)
+
+
+@pytest.mark.parametrize("err,name", [
+    (0, None), (-105, "ENOBUFS"), (-1, "EPERM"), (1, "NET_XMIT_DROP"), (2, "NET_XMIT_CN"),
+    (-4000, "E4000"), (7, "NET_XMIT_7"),
+])
+def test_err_is_named_errno_or_qdisc_answer(err, name):
+    assert err_name(err) == name
 
 
 def test_unknown_state_and_close_record():
-    event = to_event(record(state=99, source=SOURCE_CLOSE), 1, "0")
+    event = to_event(record(state=99, source=SOURCE_CLOSE), 1, 1, "0")
     assert event.state == "UNKNOWN_99" and event.kind is None
 
 
 def test_owner_fields_when_known_and_absent_when_not():
     owner = Owner(pid=4242, comm="trainer\\xff", job_id="981")
-    event = check_probe_line(line(to_event(record(srtt_us=250, cgroup_id=77), 1, "0",
+    event = check_probe_line(line(to_event(record(srtt_us=250, cgroup_id=77), 1, 1, "0",
                                            owner=owner)))
     assert list(event)[:6] == ["ts", "event_type", "entity_id", "job_id", "pid", "value"]
     assert (event["pid"], event["comm"], event["job_id"]) == (4242, "trainer\\xff", "981")
     assert (event["rtt_us"], event["cgroup_id"]) == (250, 77)
-    bare = check_probe_line(line(to_event(record(), 1, "0")))
+    bare = check_probe_line(line(to_event(record(), 1, 1, "0")))
     assert not {"pid", "comm", "node_id", "job_id", "lost", "rtt_us", "cgroup_id"} & bare.keys()
 
 
@@ -142,14 +150,14 @@ def test_format_rate(rate, text):
 def test_writer_writes_whole_lines_and_reports_a_closed_reader():
     read_end, write_end = os.pipe()
     writer = JsonlWriter(write_end)
-    writer.add(to_event(record(), 1, "1"))
-    writer.add(to_event(record(sport=40001), 2, "2"))
+    writer.add(to_event(record(), 1, 1, "1"))
+    writer.add(to_event(record(sport=40001), 1, 2, "2"))
     writer.flush()
     data = os.read(read_end, 65536)
     assert [check_probe_line(raw + b"\n")["sport"] for raw in data.split(b"\n")[:-1]] == [
         40000, 40001]
     os.close(read_end)
-    writer.add(to_event(record(), 3, "3"))
+    writer.add(to_event(record(), 1, 3, "3"))
     with pytest.raises(StdoutClosed):
         writer.flush()
     os.close(write_end)

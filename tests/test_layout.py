@@ -53,5 +53,5 @@ def test_decoder_reads_back_what_c_wrote():
 def test_decode_takes_batches():
     records = ffi.new("struct xp_record[3]")
     for i in range(3):
-        records[i].segs = i + 1
-    assert [r.segs for r in decode(bytes(ffi.buffer(records)))] == [1, 2, 3]
+        records[i].skb_segs = i + 1
+    assert [r.skb_segs for r in decode(bytes(ffi.buffer(records)))] == [1, 2, 3]

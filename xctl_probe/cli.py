@@ -33,9 +33,9 @@ EPILOG = f"""Output: one JSON object per line on stdout, the event format of xct
 (ark): ts, event_type "transport.drop", entity_id
 "network-<saddr>-<daddr>-<sport>-<dport>", job_id and pid of the socket's
 owner when known, value (the flow's retransmission rate in percent over
---window), then comm, family, saddr, daddr, sport, dport, segs, err, state,
-kind (rto, fast, tlp, syn, synack), rtt_us, cgroup_id, netns and lost, each
-when known.
+--window), then comm, family, saddr, daddr, sport, dport, segs, err,
+err_name, state, kind (rto, fast, tlp, syn, synack), rtt_us, cgroup_id, netns
+and lost, each when known.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 

@@ -7,6 +7,7 @@ xctl's contract (see the README): ``ts`` integer epoch milliseconds,
 xctl ignores fields it does not know.
 """
 
+import errno
 import socket
 from typing import Optional
 
@@ -45,6 +46,21 @@ TCP_SYN_RECV = 3
 TCP_CA_RECOVERY = 3
 TCP_CA_LOSS = 4
 ICSK_TIME_LOSS_PROBE = 5
+
+
+# include/linux/netdevice.h: a qdisc's answer when it refuses a packet.
+# tcp_transmit_skb() hands NET_XMIT_DROP on as a positive number (net_xmit_eval()
+# turns NET_XMIT_CN into 0); every other failure is a negative errno.
+_NET_XMIT = {1: "NET_XMIT_DROP", 2: "NET_XMIT_CN"}
+
+
+def err_name(err: int) -> Optional[str]:
+    """The name of a retransmission's failure: ENOBUFS, NET_XMIT_DROP, ...; None for 0."""
+    if err < 0:
+        return errno.errorcode.get(-err, f"E{-err}")
+    if err > 0:
+        return _NET_XMIT.get(err, f"NET_XMIT_{err}")
+    return None
 
 
 def kind_of(record: Record) -> Optional[str]:
@@ -94,6 +110,7 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     dport: int
     segs: int
     err: int
+    err_name: Optional[str] = None
     state: str
     kind: Optional[str] = None
     rtt_us: Optional[int] = None
@@ -127,6 +144,7 @@ def _addresses(record: Record):
 
 def to_event(
     record: Record,
+    segs: int,
     ts_ms: int,
     value: str,
     owner: Optional[Owner] = None,
@@ -146,8 +164,9 @@ def to_event(
         daddr=daddr,
         sport=record.sport,
         dport=record.dport,
-        segs=record.segs,
+        segs=segs,
         err=record.err,
+        err_name=err_name(record.err),
         state=TCP_STATES.get(record.state, f"UNKNOWN_{record.state}"),
         kind=kind_of(record),
         rtt_us=record.srtt_us or None,

@@ -11,6 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from .accounting import Accounting
 from .decoder import SOURCE_CLOSE, decode
 from .event import to_event
 from .flows import FlowRates, format_rate
@@ -80,6 +81,7 @@ class Stream:
         self._owners = owners
         self._ring = RingReader(probe.map_fd(RING_MAP))
         self._flows = FlowRates(int(window_s * 1e9))
+        self._accounting = Accounting()
         self._writer = JsonlWriter(out_fd)
         self._out_fd = out_fd
         self._lost_reported = 0
@@ -96,11 +98,13 @@ class Stream:
         records = decode(raw)
         self._owners.prepare(record.ino for record in records)
         for record in records:
-            if record.segs:
+            segs = self._accounting.segs(record)
+            if segs:
                 rate = self._flows.rate(record.sock, record.ts_ns, record.retrans, record.sent)
                 self._writer.add(
                     to_event(
                         record,
+                        segs,
                         (record.ts_ns + offset_ns) // 1_000_000,
                         format_rate(rate),
                         owner=self._owners.owner(record.sock, record.ino, record.tgid),
