@@ -17,6 +17,17 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+#define IPPROTO_TCP 6
+
+/* include/net/tcp_states.h: ABI (/proc/net/tcp shows them). */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_LISTEN 10
+
+/* include/net/tcp.h: the flags of a TCP header, as tcp_skb_cb keeps them. */
+#define TCPHDR_SYN 0x02
+#define TCPHDR_ACK 0x10
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
@@ -74,6 +85,7 @@ struct sock_cgroup_data {
 
 struct sock {
 	struct sock_common __sk_common;
+	__u16 sk_protocol;
 	struct socket *sk_socket;
 	struct sock_cgroup_data sk_cgrp_data;
 };
@@ -83,10 +95,14 @@ struct inet_connection_sock {
 	__u8 icsk_pending;
 };
 
+struct request_sock;
+
 struct tcp_sock {
 	__u32 segs_out;
 	__u32 total_retrans;
 	__u32 srtt_us;
+	__u32 undo_marker;
+	struct request_sock *fastopen_rsk;
 };
 
 struct request_sock {
@@ -98,8 +114,11 @@ struct sk_buff {
 	char cb[48];
 };
 
+/* tcp_flags is a __u8 on Linux 6.1 and a __u16 on 6.18: read it with
+ * BPF_CORE_READ_BITFIELD_PROBED, which takes the running kernel's width. */
 struct tcp_skb_cb {
 	__u16 tcp_gso_segs;
+	__u16 tcp_flags;
 };
 
 #pragma clang attribute pop

@@ -23,17 +23,37 @@ struct {
 } records SEC(".maps");
 
 /*
- * The sockets that have given a record: each gets a close record, which
- * carries whatever a skipped BPF run missed (user space counts segments as
- * the rise of the socket's counter). Entries go with their sockets
- * (tcp_destroy_sock); LRU keeps the map bounded if a socket ever escapes that.
+ * What the probe knows of each socket, kept with the socket itself
+ * (socket-local storage): it is freed with the socket, so nothing outlives
+ * it or passes to a later socket at the same address, and it needs no bound.
  */
+struct xp_sock_state {
+	/* total_retrans at the socket's last record that reached the ring, or
+	 * at its birth: user space counts a record's segments as the rise since. */
+	__u32 reported;
+	__u8 flags;	/* enum xp_sock_flag */
+};
+
+enum xp_sock_flag {
+	/* It gave a record: it owes user space a close record. */
+	XP_S_RECORDED = 1,
+	/* Born from a listener, baseline not yet taken. Its counter starts at
+	 * the handshake's SYN-ACK retransmissions, which their own records
+	 * already reported, and tcp_create_openreq_child() copies them in only
+	 * after the state change: the baseline is taken when the handshake
+	 * completes. If that run was skipped, the socket has no history (its
+	 * first record counts its own segments): never counted twice. A Fast
+	 * Open child is the exception: born on the SYN, before any SYN-ACK
+	 * retransmission, its baseline of 0 is right while it is one. */
+	XP_S_BASE_AT_ESTABLISHED = 2,
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} retrans_seen SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct xp_sock_state);
+} sock_state SEC(".maps");
 
 /* Records that found the ring buffer full; user space reports them in-band. */
 struct {
@@ -96,111 +116,198 @@ static __always_inline void fill_sock(struct xp_record *r, const struct sock *sk
 	const struct inet_connection_sock *icsk = (const void *)sk;
 	const struct tcp_sock *tp = (const void *)sk;
 
-	r->sock = (__u64)sk;
+	r->cookie = bpf_get_socket_cookie((void *)sk);
 	r->ino = sock_ino(sk);
 	r->cgroup_id = sock_cgroup_id(sk);
+	r->retrans = BPF_CORE_READ(tp, total_retrans);
 	r->sent = BPF_CORE_READ(tp, segs_out);
 	r->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 	r->ca_state = BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
 	r->pending = BPF_CORE_READ(icsk, icsk_pending);
+	r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
+	if (BPF_CORE_READ(tp, undo_marker))
+		r->flags |= XP_F_UNDO_MARKER;
 }
 
-static __always_inline __u32 skb_pcount(const struct sk_buff *skb)
-{
-	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
-
-	return BPF_CORE_READ(cb, tcp_gso_segs);
-}
-
-static __always_inline int on_retransmit(const struct sock *sk, const struct sk_buff *skb,
-					 int err, __u32 flags)
+/*
+ * tcp_rtx_synack() raises a socket's total_retrans for a SYN-ACK only when
+ * the socket is a passive Fast Open child (tcp_passive_fastopen()): one
+ * accepted on its SYN's data, still in SYN_RECV, whose handshake the request
+ * socket in fastopen_rsk is finishing.
+ */
+static __always_inline int is_fastopen_child(const struct sock *sk)
 {
 	const struct tcp_sock *tp = (const void *)sk;
-	__u64 key = (__u64)sk;
-	__u8 seen = 1;
-	struct xp_record *r;
 
-	if (!bpf_map_lookup_elem(&retrans_seen, &key))
-		bpf_map_update_elem(&retrans_seen, &key, &seen, BPF_ANY);
+	return BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_RECV &&
+	       BPF_CORE_READ(tp, fastopen_rsk);
+}
+
+/*
+ * The socket's history for a record about to be submitted: the counter at its
+ * previous record or at its birth; none if the probe saw neither.
+ */
+static __always_inline struct xp_sock_state *with_history(struct xp_record *r, struct sock *sk)
+{
+	struct xp_sock_state *st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+
+	r->prev_retrans = 0;
+	if (!st)
+		return bpf_sk_storage_get(&sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!(st->flags & XP_S_BASE_AT_ESTABLISHED) || is_fastopen_child(sk)) {
+		r->prev_retrans = st->reported;
+		r->flags |= XP_F_HISTORY;
+	}
+	return st;
+}
+
+/* Once the record is in the ring: a record lost in a full ring moves nothing,
+ * and the socket's next record carries its segments. */
+static __always_inline void reported(struct xp_sock_state *st, __u32 retrans)
+{
+	if (st) {
+		st->reported = retrans;
+		st->flags = XP_S_RECORDED;
+	}
+}
+
+static __always_inline int on_retransmit(struct sock *sk, const struct sk_buff *skb, int err)
+{
+	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
+	struct xp_sock_state *st;
+	struct xp_record *r;
+	__u32 retrans;
+
 	r = reserve_record();
 	if (!r)
 		return 0;
 	fill_flow(r, &sk->__sk_common);
 	fill_sock(r, sk);
-	r->skb_segs = skb_pcount(skb);
-	r->retrans = BPF_CORE_READ(tp, total_retrans);
+	r->skb_segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	r->tcp_flags = BPF_CORE_READ_BITFIELD_PROBED(cb, tcp_flags);
 	r->err = err;
-	r->flags = flags;
 	r->source = XP_SRC_RETRANSMIT;
+	st = with_history(r, sk);
+	retrans = r->retrans;
 	bpf_ringbuf_submit(r, 0);
+	reported(st, retrans);
 	return 0;
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(xp_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
+int BPF_PROG(xp_tcp_retransmit_skb, struct sock *sk, const struct sk_buff *skb)
 {
 	if (retransmit_tp_has_err())
-		return on_retransmit(sk, skb, (int)ctx[2], XP_F_ERR_LAYOUT);
-	return on_retransmit(sk, skb, 0, 0);
+		return on_retransmit(sk, skb, (int)ctx[2]);
+	return on_retransmit(sk, skb, 0);
 }
 
 /*
- * A SYN-ACK retransmission comes from a request socket, which has no
- * tcp_sock counters: its own num_retrans (not yet raised for this one when
- * the tracepoint fires) gives what the flow sent and retransmitted.
+ * A SYN-ACK retransmission. Usually sk is the listener and the handshake is a
+ * request socket, which has no tcp_sock counters: its own num_retrans (not
+ * yet raised for this one when the tracepoint fires) gives what the flow
+ * sent and retransmitted, one segment each time. A Fast Open child counts
+ * it in its own counter, and its record is the child's.
  */
 SEC("tp_btf/tcp_retransmit_synack")
-int BPF_PROG(xp_tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+int BPF_PROG(xp_tcp_retransmit_synack, struct sock *sk, const struct request_sock *req)
 {
-	__u32 before = BPF_CORE_READ(req, num_retrans);
+	struct xp_sock_state *st = 0;
 	struct xp_record *r = reserve_record();
+	__u32 before, retrans;
 
 	if (!r)
 		return 0;
 	fill_flow(r, &req->__req_common);
-	r->sock = (__u64)req;
-	/* The listener's inode and cgroup: its process owns the handshake. */
-	r->ino = sock_ino(sk);
-	r->cgroup_id = sock_cgroup_id(sk);
-	r->srtt_us = 0;
-	r->ca_state = 0;
-	r->pending = 0;
 	r->skb_segs = 1;
-	r->retrans = before + 1;
-	r->sent = before + 2;
+	r->tcp_flags = TCPHDR_SYN | TCPHDR_ACK;
 	r->err = 0;
-	r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
 	r->source = XP_SRC_SYNACK;
+	if (is_fastopen_child(sk)) {
+		fill_sock(r, sk);
+		st = with_history(r, sk);
+	} else {
+		before = BPF_CORE_READ(req, num_retrans);
+		r->cookie = bpf_get_socket_cookie((void *)req);
+		/* The listener's inode and cgroup: its process owns the handshake. */
+		r->ino = sock_ino(sk);
+		r->cgroup_id = sock_cgroup_id(sk);
+		r->retrans = before + 1;
+		r->prev_retrans = 0;
+		r->sent = before + 2;
+		r->srtt_us = 0;
+		r->ca_state = 0;
+		r->pending = 0;
+		r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
+	}
+	retrans = r->retrans;
 	bpf_ringbuf_submit(r, 0);
+	reported(st, retrans);
 	return 0;
 }
 
 /*
- * The last word on a socket that retransmitted: whatever its counter rose by
- * since its last record (a retransmission whose BPF run was skipped), and the
- * signal for user space to forget the flow.
+ * A socket born while the probe runs has no retransmissions the probe has
+ * not seen: its baseline is its counter at birth, so even a first
+ * retransmission whose BPF run the kernel skipped is counted by the next
+ * record. Sockets older than the probe have no baseline; their first record
+ * counts its own segments.
  */
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(xp_tcp_destroy_sock, const struct sock *sk)
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	const struct tcp_sock *tp = (const void *)sk;
-	__u64 key = (__u64)sk;
+	struct xp_sock_state *st;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (newstate == TCP_SYN_SENT || (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN)) {
+		st = bpf_sk_storage_get(&sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st)
+			return 0;
+		/* connect() again after a failed attempt: tcp_disconnect() has
+		 * zeroed the counter, and the socket starts over. */
+		st->reported = BPF_CORE_READ(tp, total_retrans);
+		st->flags = newstate == TCP_SYN_RECV ? XP_S_BASE_AT_ESTABLISHED : 0;
+	} else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
+		st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+		if (st && st->flags == XP_S_BASE_AT_ESTABLISHED) {
+			st->reported = BPF_CORE_READ(tp, total_retrans);
+			st->flags = 0;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The last word on a socket: whatever its counter rose by since its last
+ * record (a retransmission whose BPF run was skipped, or whose record found
+ * the ring full), and for a socket that gave records, the signal for user
+ * space to forget the flow.
+ */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(xp_tcp_destroy_sock, struct sock *sk)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+	struct xp_sock_state *st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
 	struct xp_record *r;
 
-	if (!bpf_map_lookup_elem(&retrans_seen, &key))
+	if (!st || st->flags == XP_S_BASE_AT_ESTABLISHED)
+		return 0;
+	if (!(st->flags & XP_S_RECORDED) && BPF_CORE_READ(tp, total_retrans) == st->reported)
 		return 0;
 	r = reserve_record();
-	if (r) {
-		fill_flow(r, &sk->__sk_common);
-		fill_sock(r, sk);
-		r->skb_segs = 0;
-		r->retrans = BPF_CORE_READ(tp, total_retrans);
-		r->err = 0;
-		r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
-		r->source = XP_SRC_CLOSE;
-		bpf_ringbuf_submit(r, 0);
-	}
-	bpf_map_delete_elem(&retrans_seen, &key);
+	if (!r)
+		return 0;
+	fill_flow(r, &sk->__sk_common);
+	fill_sock(r, sk);
+	r->skb_segs = 0;
+	r->tcp_flags = 0;
+	r->err = 0;
+	r->source = XP_SRC_CLOSE;
+	r->prev_retrans = st->reported;
+	r->flags |= XP_F_HISTORY;
+	bpf_ringbuf_submit(r, 0);
 	return 0;
 }
 

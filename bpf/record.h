@@ -17,36 +17,49 @@
 enum xp_source {
 	XP_SRC_RETRANSMIT = 1,	/* tcp:tcp_retransmit_skb */
 	XP_SRC_SYNACK = 2,	/* tcp:tcp_retransmit_synack */
-	XP_SRC_CLOSE = 3,	/* tcp:tcp_destroy_sock of a socket seen retransmitting */
+	XP_SRC_CLOSE = 3,	/* tcp:tcp_destroy_sock, for a socket with retransmissions to settle */
 };
 
 /*
- * Bits of xp_record.flags. (The kind of a retransmission, rto/fast/tlp/syn/
- * synack, is decided in user space from the raw state the record carries:
- * xctl_probe/event.py documents the rule.)
+ * Bits of xp_record.flags. The kind of a retransmission (rto, fast, tlp,
+ * syn, synack, noncongestion) is decided in user space from the raw facts a
+ * record carries: xctl_probe/event.py documents the rule.
  */
 enum xp_flag {
 	/* The tracepoint has the 6.17+ layout (sk, skb, err): err is real. */
 	XP_F_ERR_LAYOUT = 1,
+	/* prev_retrans is the socket's counter at its previous record, or at
+	 * its birth if it was born while the probe ran. Without it the probe
+	 * has never seen the socket before. */
+	XP_F_HISTORY = 2,
+	/* tcp_sock.undo_marker was set. In the Loss state it tells how Loss was
+	 * entered: the retransmission timer (tcp_enter_loss) sets an undo point;
+	 * a loss that is not congestion (tcp_simple_retransmit after a path MTU
+	 * drop, Fast Open data the SYN-ACK left unacknowledged) clears it. */
+	XP_F_UNDO_MARKER = 4,
 };
 
 struct xp_record {
 	__u64 ts_ns;		/* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
-	__u64 sock;		/* kernel address of the socket: the key of per-socket state */
+	__u64 cookie;		/* socket cookie: names one socket for the kernel's uptime, never
+				 * reused, so per-flow state keyed by it cannot leak into another flow */
 	__u64 ino;		/* inode of the socket's file (the listener's for a SYN-ACK), 0 if none */
 	__u64 cgroup_id;	/* cgroup v2 id of the socket (of its creator), 0 if unknown */
 	__u32 netns;		/* inode of the socket's network namespace */
 	__u32 skb_segs;		/* segments in the retransmitted skb; 0 in a close record */
-	__u32 retrans;		/* segments the flow has retransmitted in its life, this one included:
-				 * a line's segs is its rise (xctl_probe/accounting.py) */
+	__u32 retrans;		/* segments the flow has retransmitted in its life, this one included */
+	__u32 prev_retrans;	/* retrans at the previous record (XP_F_HISTORY): a line's segs is
+				 * the rise between the two (xctl_probe/accounting.py) */
 	__u32 sent;		/* segments the flow has sent in its life, retransmissions included */
 	__u32 tgid;		/* process on the CPU: often not the owner (softirq), only a hint */
 	__u32 srtt_us;		/* smoothed RTT of the flow, microseconds, 0 if none */
-	__s32 err;		/* 0, or the kernel's -errno for a failed retransmission */
-	__u16 flags;		/* enum xp_flag bits */
+	__s32 err;		/* 0, or why the retransmission failed: -errno or NET_XMIT_* */
+	__u32 flags;		/* enum xp_flag bits */
 	__u16 family;		/* AF_INET or AF_INET6 */
 	__u16 sport;		/* local port, host order */
 	__u16 dport;		/* remote port, host order */
+	__u16 tcp_flags;	/* TCP header flags of the retransmitted segment (FIN 0x01, SYN 0x02,
+				 * ..., ACK 0x10); SYN|ACK for a SYN-ACK; 0 in a close record */
 	__u8 state;		/* TCP state (TCP_ESTABLISHED = 1, ...) */
 	__u8 source;		/* enum xp_source */
 	__u8 ca_state;		/* inet_connection_sock.icsk_ca_state (TCP_CA_Open = 0, ...) */

@@ -12,9 +12,10 @@ requires_root = pytest.mark.skipif(
 
 
 @pytest.fixture
-def lab():
+def lab(request):
     """A namespace with an empty nftables input chain (table inet xpt, chain
-    in) for the test's rules, and the probe running. ``finish(port)`` waits
+    in) for the test's rules, and the probe running, with the options of the
+    test's ``probe_args`` mark if it has one. ``finish(port)`` waits
     until the port's sockets are done, stops the probe, checks the sum of
     segs against TcpRetransSegs (check_segs) and returns (lines about the port, counter
     deltas since the probe started)."""
@@ -23,7 +24,8 @@ def lab():
     try:
         ns.nft("add table inet xpt",
                "add chain inet xpt in { type filter hook input priority 0; }")
-        probe = ProbeProcess()
+        mark = request.node.get_closest_marker("probe_args")
+        probe = ProbeProcess(*(mark.args if mark else ()))
         before = ns.counters()
 
         def finish(port):
@@ -36,6 +38,7 @@ def lab():
             check_segs(sum(e["segs"] for e in events), delta, probe.err_layout)
             return events, delta
 
+        finish.probe = probe
         yield ns, finish
     finally:
         if probe is not None:

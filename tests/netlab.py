@@ -124,6 +124,13 @@ class Netns:
         )
 
 
+    def spawn_script(self, script: str, *args: str) -> subprocess.Popen:
+        """A Python script of the test's own in the background, with stdin and stdout pipes."""
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.name, sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], check=False)
 
@@ -209,7 +216,7 @@ def check_segs(total: int, delta: Dict[str, int], err_layout: bool) -> None:
             f"sum(segs) {total} outside TcpRetransSegs {kernel} - TcpExtTCPRetransFail {failed}")
 
 
-def wait_attached_programs(count: int = 3, timeout: float = 60.0) -> List[dict]:
+def wait_attached_programs(count: int = 4, timeout: float = 60.0) -> List[dict]:
     """Waits, through bpftool only, until ``count`` programs of ours are loaded."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

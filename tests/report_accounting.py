@@ -34,11 +34,12 @@ def main() -> None:
               f">=10 in {sum(v >= 10 for v in values) * 100 // len(values)}% of lines")
         d = run["delta"]
         by_kind = {k: sum(e["segs"] for e in events if e.get("kind") == k)
-                   for k in ("fast", "rto", "syn", "tlp", "synack", None)}
+                   for k in ("fast", "rto", "noncongestion", "syn", "tlp", "synack", None)}
         rto_kernel = (d.get("TcpExtTCPTimeouts", 0) - d.get("TcpExtTCPSynRetrans", 0)
                       + d.get("TcpExtTCPSlowStartRetrans", 0))
         print(f"  kinds: fast segs {by_kind['fast']} vs TcpExtTCPFastRetrans "
-              f"{d.get('TcpExtTCPFastRetrans', 0)}; rto segs {by_kind['rto']} vs "
+              f"{d.get('TcpExtTCPFastRetrans', 0)}; rto + noncongestion segs "
+              f"{by_kind['rto']} + {by_kind['noncongestion']} vs "
               f"TCPTimeouts - TCPSynRetrans + TCPSlowStartRetrans {rto_kernel}; "
               f"syn {by_kind['syn']}, synack {by_kind['synack']} vs TCPSynRetrans "
               f"{d.get('TcpExtTCPSynRetrans', 0)}; tlp {by_kind['tlp']} "

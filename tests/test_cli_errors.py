@@ -103,6 +103,9 @@ def test_kernel_without_the_hook(tmp_path):
     source.write_text(
         "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
         'char LICENSE[] SEC("license") = "GPL";\n'
+        # The probe's maps, so that only the hook is missing.
+        "struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); }"
+        ' records SEC(".maps");\n'
         'SEC("tp_btf/xp_no_such_tracepoint") int xp_missing_hook(void *ctx) { return 0; }\n'
     )
     obj = tmp_path / "missing_hook.bpf.o"

@@ -8,20 +8,23 @@ import msgspec
 import pytest
 
 from xctl_contract import check_probe_line
-from xctl_probe.decoder import SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK, Record
-from xctl_probe.event import err_name, kind_of, to_event
+from xctl_probe.decoder import (FLAG_UNDO_MARKER, SOURCE_CLOSE, SOURCE_RETRANSMIT,
+                                SOURCE_SYNACK, Record)
+from xctl_probe.event import TCPHDR_ACK, TCPHDR_SYN, err_name, kind_of, to_event
 from xctl_probe.owners import Owner
 from xctl_probe.flows import FlowRates, format_rate
 from xctl_probe.writer import JsonlWriter, StdoutClosed
 
 SECOND = 1_000_000_000
+TCPHDR_FIN = 0x01
+SYN_ACK = TCPHDR_SYN | TCPHDR_ACK
 
 
 def record(**fields):
-    values = dict(ts_ns=5 * SECOND, sock=0xFFFF8880DEADBEEF, ino=0, cgroup_id=0,
-                  netns=4026531840, skb_segs=1, retrans=1, sent=100, tgid=0, srtt_us=0, err=0,
-                  flags=0, family=socket.AF_INET, sport=40000, dport=9000, state=1,
-                  source=SOURCE_RETRANSMIT, ca_state=3, pending=1,
+    values = dict(ts_ns=5 * SECOND, cookie=4097, ino=0, cgroup_id=0,
+                  netns=4026531840, skb_segs=1, retrans=1, prev_retrans=0, sent=100, tgid=0,
+                  srtt_us=0, err=0, flags=0, family=socket.AF_INET, sport=40000, dport=9000,
+                  tcp_flags=TCPHDR_ACK, state=1, source=SOURCE_RETRANSMIT, ca_state=3, pending=1,
                   saddr=socket.inet_aton("10.0.0.1") + bytes(12),
                   daddr=socket.inet_aton("10.0.0.2") + bytes(12))
     values.update(fields)
@@ -61,7 +64,8 @@ def test_ipv4_mapped_ipv6_socket_is_ipv4_on_the_wire():
 
 def test_synack_kind_failed_retransmission_and_lost():
     event = check_probe_line(line(to_event(
-        record(source=SOURCE_SYNACK, state=12, err=-105), 1, 1, "50", lost=3)))
+        record(source=SOURCE_SYNACK, tcp_flags=SYN_ACK, state=12, err=-105), 1, 1, "50",
+        lost=3)))
     assert (event["kind"], event["state"], event["err"], event["err_name"], event["lost"]) == (
         "synack", "NEW_SYN_RECV", -105, "ENOBUFS", 3)
 
@@ -91,15 +95,23 @@ def test_owner_fields_when_known_and_absent_when_not():
 
 
 @pytest.mark.parametrize("fields,kind", [
-    (dict(source=SOURCE_SYNACK, state=12), "synack"),
-    (dict(state=3, ca_state=0), "synack"),          # TCP Fast Open server
-    (dict(state=2, ca_state=4, pending=1), "syn"),
-    (dict(ca_state=4, pending=0), "rto"),
-    (dict(state=4, ca_state=4), "rto"),             # FIN_WAIT1, orphaned
+    (dict(source=SOURCE_SYNACK, tcp_flags=SYN_ACK, state=12), "synack"),
+    (dict(tcp_flags=SYN_ACK, state=3, ca_state=4, flags=FLAG_UNDO_MARKER), "synack"),
+    (dict(tcp_flags=TCPHDR_SYN, state=2, ca_state=4, flags=FLAG_UNDO_MARKER), "syn"),
+    (dict(tcp_flags=TCPHDR_SYN, state=2, ca_state=4), "syn"),
+    # A Fast Open server still in SYN_RECV sends and recovers data: the
+    # segment, not the socket's state, says it is no SYN-ACK.
+    (dict(state=3, ca_state=3), "fast"),
+    (dict(state=3, ca_state=4, flags=FLAG_UNDO_MARKER), "rto"),
+    (dict(ca_state=4, pending=0, flags=FLAG_UNDO_MARKER), "rto"),
+    (dict(state=4, ca_state=4, flags=FLAG_UNDO_MARKER), "rto"),  # FIN_WAIT1, orphaned
+    (dict(tcp_flags=TCPHDR_ACK | TCPHDR_FIN, ca_state=4, flags=FLAG_UNDO_MARKER), "rto"),
+    # Loss without the timer: a path MTU drop, or Fast Open data not acknowledged.
+    (dict(ca_state=4, pending=1), "noncongestion"),
     (dict(ca_state=3, pending=5), "fast"),
     (dict(ca_state=0, pending=5), "tlp"),
     (dict(ca_state=0, pending=1), None),
-    (dict(source=SOURCE_CLOSE, ca_state=4), None),
+    (dict(source=SOURCE_CLOSE, tcp_flags=0, ca_state=4, flags=FLAG_UNDO_MARKER), None),
 ])
 def test_kind_rule(fields, kind):
     assert kind_of(record(**fields)) == kind
@@ -132,6 +144,21 @@ def test_rate_bounds_wrap_and_forget():
     assert len(rates) == 2  # the least recently seen flow made room
     rates.forget(3)
     assert len(rates) == 1
+
+
+def test_a_flow_silent_longer_than_max_idle_is_forgotten():
+    rates = FlowRates(SECOND, max_idle_ns=60 * SECOND)
+    rates.rate(1, 0, retransmitted=1, sent=2)
+    rates.rate(2, 30 * SECOND, retransmitted=1, sent=2)
+    rates.rate(3, 61 * SECOND, retransmitted=1, sent=2)
+    assert set(rates._flows) == {2, 3}
+    # Heard again after that: measured from the start of the connection.
+    assert rates.rate(1, 62 * SECOND, retransmitted=2, sent=4) == 50.0
+
+
+def test_idle_bound_is_some_windows_and_at_least_two_minutes():
+    assert FlowRates(SECOND)._max_idle == 120 * SECOND
+    assert FlowRates(60 * SECOND)._max_idle == 600 * SECOND
 
 
 def test_storming_flow_keeps_few_samples():

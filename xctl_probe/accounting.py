@@ -1,11 +1,14 @@
 """How many segments each record accounts for: the rise of the socket's
 own retransmission counter since its previous record.
 
-Every record carries ``tcp_sock.total_retrans`` as the BPF program read it.
-Taking the rise of that counter, rather than the retransmitted skb's segment
-count, makes the sum over lines equal the kernel's TcpRetransSegs even when
+Every record carries ``tcp_sock.total_retrans`` as the BPF program read it,
+and, when the probe has seen the socket before, the counter at its previous
+record that reached user space (or at the socket's birth, for a socket born
+while the probe ran). The BPF side keeps that reading with the socket and
+moves it only when a record is submitted, so the rise between the two
+readings makes the sum over lines equal the kernel's TcpRetransSegs even when
 the kernel skips a BPF run (recursion protection, or on some VMs softirqs on
-top of certain threads), or a record is lost in a full ring buffer: the
+top of certain threads) or a record is lost in a full ring buffer: the
 socket's next record, or its close record, carries what was missed.
 
 The counter is not monotonic. The kernel zeroes it when a connection attempt
@@ -14,14 +17,17 @@ then be connected again: a counter lower than the last one seen is a reset,
 and what was retransmitted since is the counter itself. Only a drop of more
 than half the 32-bit range is taken as a wrap.
 
-A socket's first record has no previous one: it counts its own skb, unless
-the attempt failed before the kernel counted it.
+A record without history is the first the probe sees of a socket older than
+the probe: it counts its own skb, unless the attempt failed before the kernel
+counted it. A SYN-ACK of a request socket is always one segment.
+
+The answer depends on the record alone: user space keeps no per-socket
+state for it, so nothing here can be evicted, go stale or be reused.
 """
 
 import errno
-from collections import OrderedDict
 
-from .decoder import SOURCE_CLOSE, SOURCE_SYNACK, Record
+from .decoder import FLAG_HISTORY, SOURCE_CLOSE, Record
 
 _U32 = 1 << 32
 
@@ -43,33 +49,10 @@ def rise(previous: int, now: int) -> int:
     return now
 
 
-class Accounting:
-    """The last counter seen per socket, bounded by count (oldest first out)."""
-
-    def __init__(self, max_sockets: int = 65536):
-        self._last: "OrderedDict[int, int]" = OrderedDict()
-        self._max = max_sockets
-
-    def __len__(self) -> int:
-        return len(self._last)
-
-    def segs(self, record: Record) -> int:
-        """Segments this record accounts for; 0 means it gives no line.
-
-        A SYN-ACK's request socket has no counter of its own: one segment. A
-        close record also ends the socket's entry.
-        """
-        if record.source == SOURCE_SYNACK:
-            return record.skb_segs
-        previous = self._last.pop(record.sock, None)
-        if previous is not None:
-            counted = rise(previous, record.retrans)
-        elif record.source == SOURCE_CLOSE or record.err in _ERR_BEFORE_COUNTING:
-            counted = 0
-        else:
-            counted = record.skb_segs
-        if record.source != SOURCE_CLOSE:
-            self._last[record.sock] = record.retrans
-            if len(self._last) > self._max:
-                self._last.popitem(last=False)
-        return counted
+def segs(record: Record) -> int:
+    """Segments this record accounts for; 0 means it gives no line."""
+    if record.flags & FLAG_HISTORY:
+        return rise(record.prev_retrans, record.retrans)
+    if record.source == SOURCE_CLOSE or record.err in _ERR_BEFORE_COUNTING:
+        return 0
+    return record.skb_segs

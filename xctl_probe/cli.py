@@ -34,8 +34,8 @@ EPILOG = f"""Output: one JSON object per line on stdout, the event format of xct
 "network-<saddr>-<daddr>-<sport>-<dport>", job_id and pid of the socket's
 owner when known, value (the flow's retransmission rate in percent over
 --window), then comm, family, saddr, daddr, sport, dport, segs, err,
-err_name, state, kind (rto, fast, tlp, syn, synack), rtt_us, cgroup_id, netns
-and lost, each when known.
+err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack), rtt_us,
+cgroup_id, netns and lost, each when known.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 
@@ -79,6 +79,14 @@ def _finite(value: float) -> float:
     return value
 
 
+def _ring_kib(value: int) -> int:
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    if value < page_kib or value & (value - 1):
+        raise typer.BadParameter(
+            f"{value} is not a power of two of at least {page_kib} (one page)")
+    return value
+
+
 def _default_object() -> Path:
     return Path(__file__).resolve().parent / "probe.bpf.o"
 
@@ -104,6 +112,15 @@ def run(
         show_default=False,
         help="CO-RE BPF object to load (default: the one installed with the package).",
     ),
+    ring_kib: int = typer.Option(
+        1024,
+        "--ring-kib",
+        max=1 << 20,
+        callback=_ring_kib,
+        metavar="KIB",
+        help="Size in KiB of the ring buffer the kernel writes records into, a power of "
+        "two. Records that find it full are counted in lost: raise it if lines report any.",
+    ),
     job_env: List[str] = typer.Option(
         ["SLURM_JOB_ID"],
         "--job-env",
@@ -122,7 +139,7 @@ def run(
     from .owners import Owners
     from .stream import StopSignals, Stream
 
-    with StopSignals() as stop, LoadedProbe(object_path) as probe:
+    with StopSignals() as stop, LoadedProbe(object_path, ring_bytes=ring_kib * 1024) as probe:
         stream = Stream(probe, window, Owners(job_env), stop)
         _say(
             f"attached to {len(probe.attached)} tracepoints in "

@@ -13,7 +13,7 @@ from typing import Optional
 
 import msgspec
 
-from .decoder import SOURCE_CLOSE, SOURCE_SYNACK, Record
+from .decoder import FLAG_UNDO_MARKER, SOURCE_CLOSE, Record
 from .owners import Owner
 
 EVENT_TYPE = "transport.drop"
@@ -38,14 +38,14 @@ TCP_STATES = {
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
 # Kernel constants that are ABI or have not moved since Linux 4.x:
-# TCP states (tcp_states.h), congestion-avoidance states (uapi tcp.h:
-# TCP_CA_Open 0, Disorder 1, CWR 2, Recovery 3, Loss 4) and the timer that is
-# due (inet_connection_sock.h: ICSK_TIME_LOSS_PROBE 5).
-TCP_SYN_SENT = 2
-TCP_SYN_RECV = 3
+# congestion-avoidance states (uapi tcp.h: TCP_CA_Open 0, Disorder 1, CWR 2,
+# Recovery 3, Loss 4), the timer that is due (inet_connection_sock.h:
+# ICSK_TIME_LOSS_PROBE 5) and the TCP header's flags (tcp.h: TCPHDR_*).
 TCP_CA_RECOVERY = 3
 TCP_CA_LOSS = 4
 ICSK_TIME_LOSS_PROBE = 5
+TCPHDR_SYN = 0x02
+TCPHDR_ACK = 0x10
 
 
 # include/linux/netdevice.h: a qdisc's answer when it refuses a packet.
@@ -64,28 +64,36 @@ def err_name(err: int) -> Optional[str]:
 
 
 def kind_of(record: Record) -> Optional[str]:
-    """Why the kernel retransmitted, from the socket's state at that moment.
+    """Why the kernel retransmitted: what the segment is, then the state of
+    the socket's loss recovery at that moment.
 
-    - synack: a SYN-ACK (its own tracepoint, or a SYN_RECV socket's, as with
-      TCP Fast Open);
-    - syn: a SYN, the socket still in SYN_SENT;
-    - rto: the retransmission timer expired: tcp_retransmit_timer() enters the
-      Loss state first, and Loss lasts while it retransmits what it lost;
+    - synack: the segment is a SYN-ACK (a request socket's, or a Fast Open
+      child's);
+    - syn: the segment is a SYN;
+    and for a segment of data (or a FIN):
+    - rto: the retransmission timer expired: tcp_retransmit_timer() enters
+      the Loss state, with an undo point, and Loss lasts while the kernel
+      retransmits what it lost;
+    - noncongestion: the Loss state entered without the timer, for a loss
+      that is not congestion: the path MTU shrank (an ICMP fragmentation
+      needed, or packet too big) or the SYN-ACK left a Fast Open SYN's data
+      unacknowledged; the kernel marks the segments lost at once, clears the
+      undo point, and retransmits them (TcpExtTCPSlowStartRetrans, no
+      TcpExtTCPTimeouts);
     - fast: fast retransmit, in the Recovery state entered on duplicate
-      ACKs, SACKs or RACK's reordering timer;
+      ACKs, SACKs or RACK's reordering timer, whatever the socket's TCP state
+      (a Fast Open server still in SYN_RECV recovers too);
     - tlp: a tail loss probe: still in Open, with the loss-probe timer the
       one due (tcp_send_loss_probe() retransmits the tail from that timer).
     Anything else (and the close record, which carries segments a skipped
     run missed) has no kind.
     """
-    if record.source == SOURCE_SYNACK or record.state == TCP_SYN_RECV:
-        return "synack"
     if record.source == SOURCE_CLOSE:
         return None
-    if record.state == TCP_SYN_SENT:
-        return "syn"
+    if record.tcp_flags & TCPHDR_SYN:
+        return "synack" if record.tcp_flags & TCPHDR_ACK else "syn"
     if record.ca_state == TCP_CA_LOSS:
-        return "rto"
+        return "rto" if record.flags & FLAG_UNDO_MARKER else "noncongestion"
     if record.ca_state == TCP_CA_RECOVERY:
         return "fast"
     if record.pending == ICSK_TIME_LOSS_PROBE:

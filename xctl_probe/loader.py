@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import List, Optional
 
 from .binding import ffi, lib
-from .errors import BadInstall, KernelUnsupported, NoBTF, NoPrivilege
+from .errors import BadInstall, KernelUnsupported, NoBTF, NoPrivilege, ProbeError
 
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
 DEFAULT_OBJECT = Path(__file__).resolve().parent / "probe.bpf.o"
 
 RING_MAP = "records"
+# Room for about 9,000 records: a reader stalled for a second in a storm of
+# that many retransmissions a second loses none.
+DEFAULT_RING_BYTES = 1 << 20
 LOST_MAP = "lost_records"
 LAYOUT_PROGRAM = "xp_report_layout"
 
@@ -65,7 +68,8 @@ def _libbpf_says() -> str:
 class LoadedProbe:
     """The object loaded and attached; ``close()`` (or ``with``) removes it all."""
 
-    def __init__(self, object_path: Path = DEFAULT_OBJECT, btf_path: Optional[Path] = None):
+    def __init__(self, object_path: Path = DEFAULT_OBJECT, btf_path: Optional[Path] = None,
+                 ring_bytes: int = DEFAULT_RING_BYTES):
         if not Path(object_path).is_file():
             raise BadInstall(
                 f"BPF object {object_path} not found; reinstall the package (make install) "
@@ -80,6 +84,7 @@ class LoadedProbe:
         self.attached: List[str] = []
         try:
             self._open(Path(object_path), btf_path)
+            self._size_ring(ring_bytes)
             self._load()
             self._lost_fd = self.map_fd(LOST_MAP)
             self.err_layout = self._report_layout()
@@ -102,6 +107,16 @@ class LoadedProbe:
                 f"{_libbpf_says()}; reinstall the package (make install)"
             )
 
+    def _size_ring(self, ring_bytes: int) -> None:
+        """A ring buffer's size is a power of two of pages, fixed before load."""
+        ring = lib.bpf_object__find_map_by_name(self._obj, RING_MAP.encode())
+        if ring == ffi.NULL:
+            raise BadInstall(f"BPF object has no map {RING_MAP}; reinstall the package")
+        err = -lib.bpf_map__set_max_entries(ring, ring_bytes)
+        if err:
+            raise ProbeError(f"cannot size the ring buffer to {ring_bytes} bytes: "
+                             f"{os.strerror(err)}")
+
     def _load(self) -> None:
         lib.xp_reset_libbpf_log()
         err = -lib.bpf_object__load(self._obj)
@@ -115,7 +130,7 @@ class LoadedProbe:
         if err == errno.ESRCH:
             raise KernelUnsupported(
                 f"this kernel lacks a tracepoint the probe attaches to{_libbpf_says()}; "
-                "it needs Linux 5.8 or later with BTF"
+                "it needs Linux 5.12 or later with BTF"
             )
         raise KernelUnsupported(
             f"the kernel rejected the BPF object: {os.strerror(err)}{_libbpf_says()}"

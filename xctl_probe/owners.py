@@ -6,7 +6,8 @@ the socket's file, and the owner is the process holding a descriptor for
 it: /proc/PID/fd/N links to ``socket:[INODE]``. This works for sockets opened
 before the probe started, and costs the TCP fast path nothing: no BPF program
 runs per send or receive. User space looks a socket up once, the first time
-it retransmits, and remembers the answer until the socket is destroyed.
+it retransmits, and remembers the answer until the socket is destroyed
+(or has given no line for ``max_age`` seconds).
 
 Several holders (a socket shared across fork): the one on whose CPU time the
 kernel last retransmitted for that socket (its tgid is in the record), else
@@ -49,16 +50,37 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-class _Lru(OrderedDict):
-    def __init__(self, limit: int):
-        super().__init__()
+class _Lru:
+    """A map bounded by count and by age: the least recently put go first,
+    and an entry put more than ``max_age`` seconds ago goes at the next put."""
+
+    def __init__(self, limit: int, max_age: float = float("inf")):
+        self._items: "OrderedDict[object, Tuple[float, object]]" = OrderedDict()
         self._limit = limit
+        self._max_age = max_age
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+    def get(self, key, default=None):
+        item = self._items.get(key)
+        return default if item is None else item[1]
+
+    def pop(self, key, default=None):
+        item = self._items.pop(key, None)
+        return default if item is None else item[1]
 
     def put(self, key, value) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        if len(self) > self._limit:
-            self.popitem(last=False)
+        now = time.monotonic()
+        self._items[key] = (now, value)
+        self._items.move_to_end(key)
+        if len(self._items) > self._limit:
+            self._items.popitem(last=False)
+        while now - next(iter(self._items.values()))[0] > self._max_age:
+            self._items.popitem(last=False)
 
 
 class Owners:
@@ -70,6 +92,7 @@ class Owners:
         burst: float = 0.5,
         process_ttl: float = 10.0,
         limit: int = 65536,
+        max_age: float = 600.0,
     ):
         self._job_env = [name.encode() + b"=" for name in job_env]
         self._proc = proc
@@ -80,7 +103,8 @@ class Owners:
         self._process_ttl = process_ttl
         self._holders: "_Lru[int, FrozenSet[int]]" = _Lru(limit)
         self._misses: Dict[int, int] = {}
-        self._chosen: "_Lru[int, int]" = _Lru(limit)
+        # Keyed by socket cookie, which no other socket ever gets.
+        self._chosen: "_Lru[int, int]" = _Lru(limit, max_age)
         self._processes: "_Lru[int, Tuple[float, Optional[Owner]]]" = _Lru(4096)
 
     def prepare(self, inodes: Iterable[int]) -> None:
@@ -132,21 +156,21 @@ class Owners:
                         found.setdefault(ino, set()).add(int(entry.name))
         return found
 
-    def owner(self, sock: int, ino: int, tgid: int) -> Optional[Owner]:
+    def owner(self, cookie: int, ino: int, tgid: int) -> Optional[Owner]:
         holders = self._holders.get(ino) if ino else None
-        pid = self._chosen.get(sock)
+        pid = self._chosen.get(cookie)
         if holders:
             if tgid in holders:
                 pid = tgid
             elif pid not in holders:
                 pid = min(holders)
-            self._chosen.put(sock, pid)
+            self._chosen.put(cookie, pid)
         if pid is None:
             return None
         return self._process(pid)
 
-    def forget(self, sock: int) -> None:
-        self._chosen.pop(sock, None)
+    def forget(self, cookie: int) -> None:
+        self._chosen.pop(cookie, None)
 
     def _process(self, pid: int) -> Optional[Owner]:
         now = time.monotonic()

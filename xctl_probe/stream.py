@@ -11,7 +11,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from .accounting import Accounting
+from .accounting import segs as segs_of
 from .decoder import SOURCE_CLOSE, decode
 from .event import to_event
 from .flows import FlowRates, format_rate
@@ -81,7 +81,6 @@ class Stream:
         self._owners = owners
         self._ring = RingReader(probe.map_fd(RING_MAP))
         self._flows = FlowRates(int(window_s * 1e9))
-        self._accounting = Accounting()
         self._writer = JsonlWriter(out_fd)
         self._out_fd = out_fd
         self._lost_reported = 0
@@ -98,24 +97,24 @@ class Stream:
         records = decode(raw)
         self._owners.prepare(record.ino for record in records)
         for record in records:
-            segs = self._accounting.segs(record)
+            segs = segs_of(record)
             if segs:
-                rate = self._flows.rate(record.sock, record.ts_ns, record.retrans, record.sent)
+                rate = self._flows.rate(record.cookie, record.ts_ns, record.retrans, record.sent)
                 self._writer.add(
                     to_event(
                         record,
                         segs,
                         (record.ts_ns + offset_ns) // 1_000_000,
                         format_rate(rate),
-                        owner=self._owners.owner(record.sock, record.ino, record.tgid),
+                        owner=self._owners.owner(record.cookie, record.ino, record.tgid),
                         lost=lost or None,
                     )
                 )
                 self._lost_reported += lost
                 lost = 0
             if record.source == SOURCE_CLOSE:
-                self._flows.forget(record.sock)
-                self._owners.forget(record.sock)
+                self._flows.forget(record.cookie)
+                self._owners.forget(record.cookie)
         self._writer.flush()
         return self._ring.more()
 
