@@ -9,8 +9,9 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 # Build-time only: clang/llvm compile the BPF object, libbpf-dev and gcc the
-# binding. bpftool and nftables/iproute2 serve the tests.
-DEB_PACKAGES := clang llvm gcc make libbpf-dev libelf-dev zlib1g-dev bpftool nftables iproute2 util-linux
+# binding. bpftool, nftables/iproute2, setpriv (util-linux) and systemd-analyze
+# serve the tests.
+DEB_PACKAGES := clang llvm gcc make libbpf-dev libelf-dev zlib1g-dev bpftool nftables iproute2 util-linux systemd
 # xctl's own source, for the harness that runs the probe through it. Where the
 # harness reads it from is fixed in tests/xctl_harness (Cargo.toml, main.rs).
 XCTL_SRC := ../shared/xctl-src

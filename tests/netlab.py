@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from xctl_contract import check_probe_line
 
@@ -145,8 +145,9 @@ def merged_lines(text: str) -> dict:
 class ProbeProcess:
     """The installed probe, started as xctl starts it, its stdout collected as raw lines."""
 
-    def __init__(self, *args: str, interpreter: Optional[str] = None, read_stderr: bool = True):
-        cmd = [interpreter or sys.executable, str(PROBE), *args]
+    def __init__(self, *args: str, interpreter: Optional[str] = None, read_stderr: bool = True,
+                 prefix: Sequence[str] = ()):
+        cmd = [*prefix, interpreter or sys.executable, str(PROBE), *args]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=probe_env(),
@@ -325,18 +326,19 @@ def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
 def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bool = True,
              client_name: bytes = b"xpt-client", server_name: bytes = b"xpt-server",
              drop_one_in: int = 5, client_env: Optional[Dict[str, str]] = None,
-             client_fork: bool = False) -> dict:
+             client_fork: bool = False, probe_prefix: Sequence[str] = ()) -> dict:
     """A server and a client process of their own, both sending, through a
     namespace that drops one packet in ``drop_one_in`` both ways. With
     probe_first=False the connection is up before the probe starts; with
-    client_fork the client shares its socket with a child that does the sending."""
+    client_fork the client shares its socket with a child that does the
+    sending; probe_prefix runs the probe under a command (setpriv ...)."""
     ns = Netns()
     probe = None
     procs: List[subprocess.Popen] = []
     try:
         ns.drop_one_in(drop_one_in, port, both_ways=True)
         if probe_first:
-            probe = ProbeProcess()
+            probe = ProbeProcess(prefix=probe_prefix)
             before = ns.counters()
         server = ns.spawn("--role", "server", "--port", str(port), "--family", family,
                           "--duplex", "--seconds", str(seconds), "--name-hex", server_name.hex())
@@ -348,7 +350,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         procs.append(client)
         client_info = json.loads(client.stdout.readline())
         if probe is None:
-            probe = ProbeProcess()
+            probe = ProbeProcess(prefix=probe_prefix)
             before = ns.counters()
         client.stdin.write("go\n")
         client.stdin.flush()

@@ -47,6 +47,7 @@ missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected t
 
 app = typer.Typer(
     add_completion=False,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
@@ -91,11 +92,22 @@ def _default_object() -> Path:
     return Path(__file__).resolve().parent / "probe.bpf.o"
 
 
-@app.command(
-    help="Stream every TCP retransmission on this node as xctl JSONL events on stdout.",
+OBJECT_OPTION = typer.Option(
+    _default_object(),
+    "--object",
+    metavar="PATH",
+    show_default=False,
+    help="CO-RE BPF object to load (default: the one installed with the package).",
+)
+
+
+@app.callback(
+    help="Stream every TCP retransmission on this node as xctl JSONL events on stdout "
+    "(no command: how xctl runs it), or run one of the commands below.",
     epilog=EPILOG,
 )
-def run(
+def stream(
+    ctx: typer.Context,
     window: float = typer.Option(
         10.0,
         "--window",
@@ -105,13 +117,7 @@ def run(
         metavar="SECONDS",
         help="Span of the per-flow retransmission rate written as value.",
     ),
-    object_path: Path = typer.Option(
-        _default_object(),
-        "--object",
-        metavar="PATH",
-        show_default=False,
-        help="CO-RE BPF object to load (default: the one installed with the package).",
-    ),
+    object_path: Path = OBJECT_OPTION,
     ring_kib: int = typer.Option(
         1024,
         "--ring-kib",
@@ -129,10 +135,22 @@ def run(
         "repeat for several, the first set wins. Without one, a Kubernetes pod UID "
         "from the owner's cgroup.",
     ),
+    duration: Optional[float] = typer.Option(
+        None,
+        "--duration",
+        min=0.0,
+        callback=lambda value: value if value is None else _finite(value),
+        metavar="SECONDS",
+        show_default=False,
+        help="Stop after this long, exactly as SIGTERM would (exit 0, last records "
+        "delivered). Default: stream until stopped.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
-) -> int:
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     # Imported here, not at the top: --help, --version and usage errors stay
     # fast and work even where the binding is broken.
     from .loader import LoadedProbe
@@ -145,10 +163,47 @@ def run(
             f"attached to {len(probe.attached)} tracepoints in "
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}"
         )
-        totals = stream.run()
+        totals = stream.run(duration)
     if not totals.stdout_closed:
         _say(f"stopped after {totals.lines} lines; {totals.lost} records lost")
-    return EXIT_OK
+
+
+@app.command(help="Preflight for this node: kernel, BTF, capabilities, each hook (loaded, "
+             "attached, detached), owners; one line per finding. Exit 0 when the probe can "
+             "run, else the code it would fail with.")
+def check(object_path: Path = OBJECT_OPTION) -> None:
+    from .preflight import run_checks
+
+    code = run_checks(object_path, typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command(help="One JSON document: version, the tracepoint layout chosen on this kernel, "
+             "the hooks, and the JSON Schema of the event lines.")
+def describe(object_path: Path = OBJECT_OPTION) -> None:
+    from .description import describe as document
+
+    sys.stdout.buffer.write(document(object_path) + b"\n")
+
+
+@app.command(help="Print a systemd unit that runs the probe as a service with least "
+             "privilege; see the README for installing it.")
+def unit(
+    exec_path: Optional[Path] = typer.Option(
+        None,
+        "--exec",
+        metavar="PATH",
+        show_default=False,
+        help="The probe's executable for ExecStart (default: this one).",
+    ),
+    user: str = typer.Option("xctl-probe", "--user", metavar="NAME",
+                             help="Name of the service's dynamic user."),
+) -> None:
+    from .unit import unit_text
+
+    path = exec_path or Path(sys.argv[0])
+    typer.echo(unit_text(str(path.resolve()), user), nl=False)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -9,7 +9,7 @@ xctl ignores fields it does not know.
 
 import errno
 import socket
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 import msgspec
 
@@ -101,30 +101,41 @@ def kind_of(record: Record) -> Optional[str]:
     return None
 
 
-class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
-    """One line of output: a retransmission on one flow."""
+Kind = Literal["rto", "noncongestion", "fast", "tlp", "syn", "synack"]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
-    ts: int
-    event_type: str
-    entity_id: str
+
+class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """One line of output: a retransmission on one flow.
+
+    The annotations are the contract for readers: ``describe`` publishes the
+    JSON Schema generated from them.
+    """
+
+    ts: Annotated[int, msgspec.Meta(ge=0, description="epoch milliseconds")]
+    event_type: Literal["transport.drop"]
+    entity_id: Annotated[str, msgspec.Meta(pattern=r"^network-")]
     job_id: Optional[str] = None
-    pid: Optional[int] = None
-    value: str
+    pid: Optional[Positive] = None
+    value: Annotated[str, msgspec.Meta(
+        pattern=r"^[0-9]+(\.[0-9]+)?$",
+        description="the flow's retransmission rate over the window, percent")]
     comm: Optional[str] = None
-    family: str
+    family: Literal["ipv4", "ipv6"]
     saddr: str
     daddr: str
-    sport: int
-    dport: int
-    segs: int
+    sport: Port
+    dport: Port
+    segs: Annotated[int, msgspec.Meta(ge=1, description="segments this line accounts for")]
     err: int
     err_name: Optional[str] = None
     state: str
-    kind: Optional[str] = None
-    rtt_us: Optional[int] = None
-    cgroup_id: Optional[int] = None
+    kind: Optional[Kind] = None
+    rtt_us: Optional[Positive] = None
+    cgroup_id: Optional[Positive] = None
     netns: int
-    lost: Optional[int] = None
+    lost: Optional[Positive] = None
 
 
 def _addresses(record: Record):

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
+from . import capabilities
 from .binding import ffi, lib
 from .errors import BadInstall, KernelUnsupported, NoBTF, NoPrivilege, ProbeError
 
@@ -24,25 +25,16 @@ DEFAULT_RING_BYTES = 1 << 20
 LOST_MAP = "lost_records"
 LAYOUT_PROGRAM = "xp_report_layout"
 
-# Capabilities that let a process load and attach tracing programs: CAP_BPF
-# with CAP_PERFMON (Linux 5.8+), or CAP_SYS_ADMIN, which implies both.
-CAP_SYS_ADMIN = 21
-CAP_PERFMON = 38
-CAP_BPF = 39
-
-
-
-def _effective_caps() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return 0
-
+# tp_btf sections name a tracepoint without its category, which people know it by.
+TRACEPOINTS = {
+    "tcp_retransmit_skb": "tcp:tcp_retransmit_skb",
+    "tcp_retransmit_synack": "tcp:tcp_retransmit_synack",
+    "tcp_destroy_sock": "tcp:tcp_destroy_sock",
+    "inet_sock_set_state": "sock:inet_sock_set_state",
+}
 
 def check_privileges() -> None:
-    caps = _effective_caps()
-    if caps >> CAP_SYS_ADMIN & 1 or (caps >> CAP_BPF & 1 and caps >> CAP_PERFMON & 1):
+    if capabilities.can_load(capabilities.effective()):
         return
     raise NoPrivilege(
         "loading BPF programs needs root, or CAP_BPF and CAP_PERFMON "
@@ -69,7 +61,7 @@ class LoadedProbe:
     """The object loaded and attached; ``close()`` (or ``with``) removes it all."""
 
     def __init__(self, object_path: Path = DEFAULT_OBJECT, btf_path: Optional[Path] = None,
-                 ring_bytes: int = DEFAULT_RING_BYTES):
+                 ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True):
         if not Path(object_path).is_file():
             raise BadInstall(
                 f"BPF object {object_path} not found; reinstall the package (make install) "
@@ -88,7 +80,8 @@ class LoadedProbe:
             self._load()
             self._lost_fd = self.map_fd(LOST_MAP)
             self.err_layout = self._report_layout()
-            self._attach()
+            if attach:
+                self._attach()
         except BaseException:
             self.close()
             raise
@@ -142,11 +135,20 @@ class LoadedProbe:
             yield prog
             prog = lib.bpf_object__next_program(self._obj, prog)
 
-    def _attach(self) -> None:
+    @property
+    def hooks(self) -> List[str]:
+        """The tracepoints the object's programs attach to, as category:name."""
+        return [TRACEPOINTS.get(section[len("tp_btf/"):], section[len("tp_btf/"):])
+                for _, section in self._tracing_programs()]
+
+    def _tracing_programs(self):
         for prog in self._programs():
             section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-            if not section.startswith("tp_btf/"):
-                continue
+            if section.startswith("tp_btf/"):
+                yield prog, section
+
+    def _attach(self) -> None:
+        for prog, section in self._tracing_programs():
             lib.xp_reset_libbpf_log()
             link = lib.bpf_program__attach(prog)
             if link == ffi.NULL:

@@ -5,11 +5,13 @@ SIGTERM and SIGINT write to (StopSignals), and stdout itself, which reports
 an error when its reader (xctl) goes away, even while no event is due.
 """
 
+import math
 import os
 import select
 import signal
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 from .accounting import segs as segs_of
 from .decoder import SOURCE_CLOSE, decode
@@ -122,8 +124,11 @@ class Stream:
         while self.pump():
             pass
 
-    def run(self) -> Totals:
+    def run(self, duration_s: Optional[float] = None) -> Totals:
+        """Until a stop signal, stdout closing, or ``duration_s`` seconds, which
+        ends the stream exactly as SIGTERM would."""
         totals = Totals()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
         self._stop.interrupt_when(lambda: self._writer.blocked)
         poller = select.poll()
         poller.register(self._ring.fileno(), select.POLLIN)
@@ -132,7 +137,13 @@ class Stream:
         poller.register(self._out_fd, 0)
         try:
             while not self._stop.requested:
-                for fd, _ in poller.poll():
+                timeout_ms = None
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    timeout_ms = math.ceil(left * 1000)
+                for fd, _ in poller.poll(timeout_ms):
                     if fd == self._out_fd:
                         raise StdoutClosed
                 self.drain()

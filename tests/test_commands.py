@@ -1,0 +1,140 @@
+"""The commands beside the stream: check, describe, unit, and --duration,
+each run for real on this kernel."""
+
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from btf import has_struct
+from conftest import requires_root
+from json_schema import errors
+from netlab import Netns, ProbeProcess, check_segs, flow_lines, run_storm
+from test_cli_errors import EXIT_NO_PRIVILEGE, run_probe
+from xctl_contract import check_probe_line
+from xctl_probe import capabilities
+from xctl_probe.loader import KERNEL_BTF
+from xctl_probe.unit import PERMANENT_FAILURES
+
+pytestmark = requires_root
+
+FINDING = re.compile(r"^(ok|warn|FAIL) +[a-z]+: \S")
+HOOKS = ["tcp:tcp_retransmit_skb", "tcp:tcp_retransmit_synack", "sock:inet_sock_set_state",
+         "tcp:tcp_destroy_sock"]
+
+
+def as_nobody_with(caps):
+    """setpriv: uid nobody holding exactly ``caps`` (names as in capability.h)."""
+    spec = ",".join(["-all"] + [f"+{c[4:].lower()}" for c in caps])
+    return ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            f"--inh-caps={spec}", f"--ambient-caps={spec}", f"--bounding-set={spec}",
+            "--no-new-privs")
+
+
+def findings(result):
+    lines = result.stdout.decode().splitlines()
+    assert lines and all(FINDING.match(line) for line in lines), lines
+    assert result.stderr == b""
+    return lines
+
+
+def test_check_on_this_host():
+    result = run_probe("check")
+    lines = findings(result)
+    assert result.returncode == 0, lines
+    assert not [line for line in lines if line.startswith("FAIL")]
+    assert [line.split(": ")[1].split()[0] for line in lines if " hook: " in line] == HOOKS
+    layout = "6.17+" if has_struct(KERNEL_BTF, "trace_event_raw_tcp_retransmit_skb") else "before"
+    assert any(line.startswith("ok   layout: ") and layout in line for line in lines)
+    assert any(line.startswith("ok   owners: ") for line in lines)
+
+
+def test_check_without_cap_bpf_fails_with_the_probes_own_code():
+    without = [c for c in capabilities.SERVICE if c != "CAP_BPF"]
+    result = run_probe("check", prefix=as_nobody_with(without))
+    lines = findings(result)
+    assert result.returncode == EXIT_NO_PRIVILEGE, lines
+    assert any(line.startswith("FAIL capabilities: ") and "lacks CAP_BPF" in line
+               for line in lines)
+
+
+def test_check_without_the_owner_capabilities_warns_and_passes():
+    result = run_probe("check", prefix=as_nobody_with(capabilities.LOAD))
+    lines = findings(result)
+    assert result.returncode == 0, lines
+    assert any(line.startswith("warn owners: ") and "CAP_SYS_PTRACE" in line for line in lines)
+    assert sum(" hook: " in line for line in lines) == len(HOOKS)
+
+
+def test_describe_is_json_whose_schema_holds_real_lines():
+    result = run_probe("describe")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["version"] and document["event_type"] == "transport.drop"
+    assert document["hooks"] == HOOKS
+    assert document["layout"]["err_argument"] is has_struct(
+        KERNEL_BTF, "trace_event_raw_tcp_retransmit_skb")
+    schema = document["schema"]
+    run = run_storm(port=9620, seconds=2.0)
+    lines = [check_probe_line(raw) for raw in run["lines"]]
+    assert lines
+    for line in lines:
+        assert errors(schema, line) == [], line
+    # The schema says something: lines that break the contract fail it.
+    good = lines[0]
+    for bad in ({**good, "pid": 0}, {**good, "value": 12.5}, {**good, "kind": "lost"},
+                {k: v for k, v in good.items() if k != "segs"}, {**good, "dport": 70000}):
+        assert errors(schema, bad), bad
+
+
+def test_duration_stops_as_sigterm_would():
+    ns = Netns()
+    try:
+        ns.drop_one_in(5, 9630)
+        probe = ProbeProcess("--duration", "6")
+        started = time.monotonic()
+        before = ns.counters()
+        ns.traffic(9630, 2.0)
+        ns.wait_settled(9630)
+        after = ns.counters()
+        rc = probe.proc.wait(timeout=30)  # on its own: nobody signals it
+        elapsed = time.monotonic() - started
+        probe.stop()
+    finally:
+        probe.kill()
+        ns.close()
+    assert rc == 0 and 5.5 <= elapsed < 15, (rc, elapsed)
+    assert re.match(r"xctl-probe-ebpf: stopped after \d+ lines; 0 records lost\n$",
+                    probe.stderr_text())
+    events = flow_lines([check_probe_line(raw) for raw in probe.lines], 9630, ns.inode)
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    check_segs(sum(e["segs"] for e in events), delta, probe.err_layout)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_duration_rejects_bad_values(value):
+    result = run_probe("--duration", value)
+    assert result.returncode == 2 and result.stdout == b""
+    assert result.stderr.decode().count("\n") == 1 and "--duration" in result.stderr.decode()
+
+
+def test_unit_is_accepted_by_systemd_and_grants_only_the_service_set(tmp_path):
+    result = run_probe("unit", "--exec", "/usr/bin/true")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    unit = tmp_path / "xctl-probe-ebpf.service"
+    unit.write_text(text)
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                            text=True)
+    assert verify.returncode == 0 and verify.stderr == "", verify.stderr
+    settings = dict(line.split("=", 1) for line in text.splitlines()
+                    if "=" in line and not line.startswith("#"))
+    assert settings["ExecStart"] == "/usr/bin/true"
+    assert settings["AmbientCapabilities"].split() == capabilities.SERVICE
+    assert settings["CapabilityBoundingSet"].split() == capabilities.SERVICE
+    assert settings["NoNewPrivileges"] == "yes" and settings["DynamicUser"] == "yes"
+    assert settings["ProtectSystem"] == "strict"
+    assert [int(c) for c in settings["RestartPreventExitStatus"].split()] == list(
+        PERMANENT_FAILURES)

@@ -1,0 +1,37 @@
+"""The capability set the systemd unit grants (xctl_probe/capabilities.py),
+proven both ways as a non-root uid: with exactly that set the probe streams
+lines that name the right owners; without any one of them it either cannot
+start (exit 3, one line) or names no owner."""
+
+import pytest
+
+from conftest import requires_root
+from netlab import owner_share, run_pair
+from test_cli_errors import EXIT_NO_PRIVILEGE, assert_one_line_error, run_probe
+from test_commands import as_nobody_with
+from xctl_probe import capabilities
+
+pytestmark = requires_root
+
+
+def test_the_service_set_as_nobody_streams_with_the_right_owners():
+    run = run_pair(port=9640, seconds=3.0, probe_prefix=as_nobody_with(capabilities.SERVICE))
+    right, events = owner_share(run, "xpt-client", "xpt-server")
+    print(f"as nobody with {capabilities.SERVICE}: {right}/{len(events)} right owners")
+    assert run["rc"] == 0
+    assert events and right >= 0.99 * len(events)
+
+
+@pytest.mark.parametrize("missing", capabilities.LOAD)
+def test_without_a_load_capability_it_exits_with_one_line(missing):
+    caps = [c for c in capabilities.SERVICE if c != missing]
+    assert_one_line_error(run_probe(prefix=as_nobody_with(caps)), EXIT_NO_PRIVILEGE, "CAP_BPF")
+
+
+@pytest.mark.parametrize("missing", capabilities.OWNERS)
+def test_without_an_owner_capability_no_owner_is_found(missing):
+    caps = [c for c in capabilities.SERVICE if c != missing]
+    run = run_pair(port=9645, seconds=2.0, probe_prefix=as_nobody_with(caps))
+    right, events = owner_share(run, "xpt-client", "xpt-server")
+    assert run["rc"] == 0 and events
+    assert right == 0 and all("pid" not in e for e in events)
