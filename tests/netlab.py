@@ -146,8 +146,8 @@ class ProbeProcess:
     """The installed probe, started as xctl starts it, its stdout collected as raw lines."""
 
     def __init__(self, *args: str, interpreter: Optional[str] = None, read_stderr: bool = True,
-                 prefix: Sequence[str] = ()):
-        cmd = [*prefix, interpreter or sys.executable, str(PROBE), *args]
+                 prefix: Sequence[str] = (), script: Path = PROBE):
+        cmd = [*prefix, interpreter or sys.executable, str(script), *args]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=probe_env(),
@@ -326,19 +326,21 @@ def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
 def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bool = True,
              client_name: bytes = b"xpt-client", server_name: bytes = b"xpt-server",
              drop_one_in: int = 5, client_env: Optional[Dict[str, str]] = None,
-             client_fork: bool = False, probe_prefix: Sequence[str] = ()) -> dict:
+             client_fork: bool = False, probe: Optional[Dict] = None) -> dict:
     """A server and a client process of their own, both sending, through a
     namespace that drops one packet in ``drop_one_in`` both ways. With
     probe_first=False the connection is up before the probe starts; with
     client_fork the client shares its socket with a child that does the
-    sending; probe_prefix runs the probe under a command (setpriv ...)."""
+    sending; ``probe`` holds ProbeProcess's keyword arguments (prefix,
+    interpreter, script)."""
+    probe_kwargs = probe or {}
     ns = Netns()
     probe = None
     procs: List[subprocess.Popen] = []
     try:
         ns.drop_one_in(drop_one_in, port, both_ways=True)
         if probe_first:
-            probe = ProbeProcess(prefix=probe_prefix)
+            probe = ProbeProcess(**probe_kwargs)
             before = ns.counters()
         server = ns.spawn("--role", "server", "--port", str(port), "--family", family,
                           "--duplex", "--seconds", str(seconds), "--name-hex", server_name.hex())
@@ -350,7 +352,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         procs.append(client)
         client_info = json.loads(client.stdout.readline())
         if probe is None:
-            probe = ProbeProcess(prefix=probe_prefix)
+            probe = ProbeProcess(**probe_kwargs)
             before = ns.counters()
         client.stdin.write("go\n")
         client.stdin.flush()

@@ -15,7 +15,7 @@ pytestmark = requires_root
 
 
 def test_the_service_set_as_nobody_streams_with_the_right_owners():
-    run = run_pair(port=9640, seconds=3.0, probe_prefix=as_nobody_with(capabilities.SERVICE))
+    run = run_pair(port=9640, seconds=3.0, probe={"prefix": as_nobody_with(capabilities.SERVICE)})
     right, events = owner_share(run, "xpt-client", "xpt-server")
     print(f"as nobody with {capabilities.SERVICE}: {right}/{len(events)} right owners")
     assert run["rc"] == 0
@@ -31,7 +31,7 @@ def test_without_a_load_capability_it_exits_with_one_line(missing):
 @pytest.mark.parametrize("missing", capabilities.OWNERS)
 def test_without_an_owner_capability_no_owner_is_found(missing):
     caps = [c for c in capabilities.SERVICE if c != missing]
-    run = run_pair(port=9645, seconds=2.0, probe_prefix=as_nobody_with(caps))
+    run = run_pair(port=9645, seconds=2.0, probe={"prefix": as_nobody_with(caps)})
     right, events = owner_share(run, "xpt-client", "xpt-server")
     assert run["rc"] == 0 and events
     assert right == 0 and all("pid" not in e for e in events)
