@@ -34,8 +34,12 @@ test-host: install
 test-xctl: install $(HARNESS)
 	$(VENV)/bin/pytest -m xctl
 
-test-wheel: wheel
+test-wheel: wheel build/out/bullseye/.built
 	$(VENV)/bin/pytest -m wheel
+
+# Debian 11 (glibc 2.31, Python 3.9), an older userland to run the wheel in.
+build/out/bullseye/.built:
+	bash tests/make_bullseye.sh build/out/bullseye
 
 # The wheel that ships: one file in dist/, manylinux_2_28 and abi3, libbpf and
 # zlib linked in and libelf bundled (build/vendor.sh builds them with zig's C

@@ -111,3 +111,45 @@ def test_from_the_wheel_as_xctl_runs_it_with_nothing_else(wheel_venv):
     assert run["rc"] == 0 and events
     assert right >= 0.99 * len(events)
     check_segs(sum(e["segs"] for e in events), run["delta"], run["err_layout"])
+
+
+BULLSEYE = ROOT / "build" / "out" / "bullseye"
+
+
+@pytest.fixture(scope="module")
+def bullseye(wheel):
+    """Debian 11 (glibc 2.31, Python 3.9; make test-wheel makes it) with the
+    wheel and its dependencies as pip picks them for Python 3.9, in /opt/xpt."""
+    assert (BULLSEYE / ".built").is_file(), "run make test-wheel, which makes it"
+    target = BULLSEYE / "opt" / "xpt"
+    subprocess.run(["rm", "-rf", str(target)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--target", str(target),
+         "--python-version", "3.9", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
+         "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+         str(wheel)], check=True)
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f"mount --rbind /proc '{BULLSEYE}/proc' && mount --rbind /sys '{BULLSEYE}/sys' && "
+            f"exec chroot '{BULLSEYE}' env PYTHONPATH=/opt/xpt \"$@\"", "sh"]
+
+
+def test_an_older_userland_has_python_39_glibc_231_and_nothing_to_build_with(bullseye):
+    out = subprocess.run(
+        [*bullseye, "sh", "-c", "python3 --version; ldd --version | head -n 1; "
+         "ls /usr/include 2>/dev/null | wc -l; "
+         "find / -xdev -path /opt/xpt -prune -o \\( -name 'libelf*.so*' -o -name 'libbpf*' \\) "
+         "-print | wc -l; command -v gcc cc clang | wc -l"],
+        capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0].startswith("Python 3.9.") and out[1].endswith(" 2.31"), out
+    assert out[2:] == ["0", "0", "0"], out
+
+
+def test_from_the_wheel_on_python_39_and_glibc_231(bullseye):
+    run = run_pair(port=9655, seconds=3.0, probe={
+        "prefix": bullseye, "interpreter": "python3",
+        "script": Path("/opt/xpt/bin/xctl-probe-ebpf")})
+    right, events = owner_share(run, "xpt-client", "xpt-server")
+    print(f"Python 3.9, glibc 2.31: {len(events)} lines, {right} right owners")
+    assert run["rc"] == 0 and events
+    assert right >= 0.99 * len(events)
+    check_segs(sum(e["segs"] for e in events), run["delta"], run["err_layout"])
