@@ -93,6 +93,17 @@ build_libbpf() {
   cp "$out/libbpf/libbpf.a" "$prefix/lib/"
 }
 
+# The wheel carries their licences (pyproject.toml's license-files).
+copy_licenses() {
+  mkdir -p "$prefix/licenses"
+  cp "$src"/zlib-*/LICENSE "$prefix/licenses/zlib-LICENSE"
+  cp "$src"/elfutils-*/COPYING-LGPLV3 "$prefix/licenses/libelf-COPYING-LGPLV3"
+  cp "$src"/elfutils-*/COPYING-GPLV2 "$prefix/licenses/libelf-COPYING-GPLV2"
+  cp "$src"/libbpf-*/LICENSE.BSD-2-Clause "$prefix/licenses/libbpf-LICENSE.BSD-2-Clause"
+  cp "$src"/libbpf-*/LICENSE.LGPL-2.1 "$prefix/licenses/libbpf-LICENSE.LGPL-2.1"
+}
+
+step licenses copy_licenses
 step zlib build_zlib
 step libelf build_libelf
 step libbpf build_libbpf
