@@ -106,12 +106,10 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 
+# The annotations are the contract for readers: ``describe`` publishes the
+# JSON Schema generated from them, docstring included.
 class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
-    """One line of output: a retransmission on one flow.
-
-    The annotations are the contract for readers: ``describe`` publishes the
-    JSON Schema generated from them.
-    """
+    """One line of output: a retransmission on one flow."""
 
     ts: Annotated[int, msgspec.Meta(ge=0, description="epoch milliseconds")]
     event_type: Literal["transport.drop"]
