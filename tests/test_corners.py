@@ -55,8 +55,8 @@ def test_a_counter_reset_by_a_failed_connect_is_no_rise(lab):
 
 
 def test_a_retransmission_the_qdisc_refuses_is_named(lab):
-    """A qdisc that takes nothing for 1.5 s: transmissions and retransmissions
-    fail with NET_XMIT_DROP. From 6.17 the tracepoint reports them (err 1,
+    """A qdisc that takes nothing for 1.5 s, while data is in flight:
+    transmissions and retransmissions fail with NET_XMIT_DROP. From 6.17 the tracepoint reports them (err 1,
     err_name NET_XMIT_DROP) and Σsegs is exact; before, it does not fire for
     them, and check_segs allows what TcpExtTCPRetransFail counted."""
     ns, finish = lab
@@ -64,9 +64,14 @@ def test_a_retransmission_the_qdisc_refuses_is_named(lab):
     sender = ns.spawn("--port", str(port), "--seconds", "4")
     sender.stdout.readline()
     time.sleep(0.5)
+    # The receiver's ACKs dropped first, so that data is in flight and the
+    # retransmission timer runs, whatever the timing of loopback.
+    ns.nft(f"add rule inet xpt in tcp sport {port} drop")
+    time.sleep(0.3)
     ns.run("tc", "qdisc", "add", "dev", "lo", "root", "pfifo", "limit", "0")
     time.sleep(1.5)
     ns.run("tc", "qdisc", "del", "dev", "lo", "root")
+    ns.nft("flush chain inet xpt in")
     sender.wait(timeout=120)
     events, delta = finish(port)
     failed = [e for e in events if e["err"]]
