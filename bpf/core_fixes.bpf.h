@@ -46,5 +46,5 @@ static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 {
 	if (!bpf_core_field_exists(struct sock_cgroup_data, cgroup))
 		return 0;
-	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	return sk->sk_cgrp_data.cgroup->kn->id;
 }

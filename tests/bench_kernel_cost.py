@@ -1,11 +1,17 @@
 """Kernel time per call of each of the probe's BPF programs, from
-kernel.bpf_stats_enabled, under a loss storm, a handshake whose last ACK is
+kernel.bpf_stats_enabled, under a loss storm (segments of 1448 bytes, one in
+five dropped, thousands of retransmissions), a handshake whose last ACK is
 dropped (SYN-ACK retransmissions) and a churn of short connections
-(tcp_destroy_sock runs for every TCP socket). Run as root: make bench."""
+(inet_sock_set_state and tcp_destroy_sock run for every TCP socket); the
+median of several runs, each with a probe and a namespace of its own. Run
+as root: make bench."""
 
+import argparse
 import json
+import statistics
 import subprocess
 import sys
+from typing import Dict, List, Tuple
 
 from netlab import Netns, ProbeProcess
 
@@ -30,16 +36,14 @@ for _ in range(count):
 """
 
 
-def main() -> None:
-    with open(STATS) as f:
-        previous = f.read().strip()
-    with open(STATS, "w") as f:
-        f.write("1")
+def one_run(object_path: str, storm_seconds: float) -> Dict[str, Tuple[int, float]]:
+    """{program: (calls, ns per call)} for one probe over the whole workload."""
     ns = Netns()
-    probe = ProbeProcess()
+    probe = ProbeProcess(*(["--object", object_path] if object_path else []))
     try:
+        ns.run("ip", "link", "set", "lo", "mtu", "1500", "gso_max_size", "1500")
         ns.drop_one_in(5, 9600)
-        ns.traffic(9600, 4.0)
+        ns.traffic(9600, storm_seconds)
         ns.nft("add table inet xpt",
                "add chain inet xpt in { type filter hook input priority 0; }",
                "add rule inet xpt in tcp dport 9602 tcp flags & (syn | ack) == ack drop")
@@ -50,16 +54,40 @@ def main() -> None:
         ns.wait_settled(9602)
         out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
                              check=True).stdout
+        result = {}
         for prog in json.loads(out):
             if prog.get("name", "").startswith("xp_") and prog.get("type") == "tracing":
-                runs = prog.get("run_cnt", 0)
-                ns_total = prog.get("run_time_ns", 0)
-                per_call = ns_total / runs if runs else 0
-                print(f"{prog['name']}: {runs} calls, {per_call:.0f} ns per call")
+                calls = prog.get("run_cnt", 0)
+                result[prog["name"]] = (calls, prog.get("run_time_ns", 0) / calls if calls else 0)
         probe.stop()
+        return result
     finally:
         probe.kill()
         ns.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--object", metavar="PATH",
+                        help="another build of the BPF object, to compare with the installed one")
+    parser.add_argument("--runs", type=int, default=3, help="runs to take the median of")
+    parser.add_argument("--storm-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    with open(STATS) as f:
+        previous = f.read().strip()
+    with open(STATS, "w") as f:
+        f.write("1")
+    try:
+        runs: List[Dict[str, Tuple[int, float]]] = []
+        for i in range(args.runs):
+            runs.append(one_run(args.object, args.storm_seconds))
+            print(f"run {i + 1}: " + "; ".join(
+                f"{name} {calls} calls {ns:.0f} ns" for name, (calls, ns) in sorted(runs[-1].items())))
+        for name in sorted(runs[0]):
+            per_call = statistics.median(run[name][1] for run in runs if name in run)
+            calls = statistics.median(run[name][0] for run in runs if name in run)
+            print(f"{name}: median {per_call:.0f} ns per call ({calls:.0f} calls per run)")
+    finally:
         with open(STATS, "w") as f:
             f.write(previous)
 

@@ -87,3 +87,31 @@ def test_synack_retransmissions_are_reported_and_counted(lab):
                for e in synacks)
     # The n-th retransmitted SYN-ACK of a request: n of n + 1 sent.
     assert [e["value"] for e in synacks][:2] == ["50", "66.67"]
+
+
+ONE_SYN_RETRANSMITTED = """
+import socket, sys
+server = socket.socket()
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen()
+socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()  # first SYN dropped
+"""
+
+
+def test_a_lone_retransmission_reaches_stdout_within_a_second(lab):
+    """The BPF side wakes the reader only once records pile up; on a quiet
+    node the reader's own timeout must still bring a single line out fast."""
+    ns, finish = lab
+    port = 9040
+    ns.nft(f"add rule inet xpt in tcp dport {port} tcp flags & (syn | ack) == syn "
+           "numgen inc mod 1000000 == 0 drop")
+    ns.run(sys.executable, "-c", ONE_SYN_RETRANSMITTED, str(port))
+    probe = finish.probe
+    assert probe.wait_lines(1, timeout=5.0)
+    [(arrived_ms, event)] = [(arrived, e) for arrived, e in zip(
+        probe.arrived_ms, map(check_probe_line, probe.lines)) if e["netns"] == ns.inode]
+    delay_ms = arrived_ms - event["ts"]
+    print(f"one retransmission: on stdout {delay_ms:.0f} ms after the kernel made it")
+    assert delay_ms < 1000
+    events, delta = finish(port)
+    assert delta["TcpRetransSegs"] == 1 and [e["kind"] for e in events] == ["syn"]

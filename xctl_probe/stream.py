@@ -2,7 +2,10 @@
 
 It sleeps in poll() on three descriptors: the ring buffer, a self-pipe that
 SIGTERM and SIGINT write to (StopSignals), and stdout itself, which reports
-an error when its reader (xctl) goes away, even while no event is due.
+an error when its reader (xctl) goes away, even while no event is due. The
+BPF side wakes it only once a share of the ring is waiting (waking costs the
+kernel more than the record), so it also looks every POLL_MS: a lone record
+reaches stdout within that.
 """
 
 import math
@@ -23,6 +26,7 @@ from .ringbuf import RingReader
 from .writer import JsonlWriter, StdoutClosed
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+POLL_MS = 200
 
 
 class _Stop(Exception):
@@ -137,12 +141,12 @@ class Stream:
         poller.register(self._out_fd, 0)
         try:
             while not self._stop.requested:
-                timeout_ms = None
+                timeout_ms = POLL_MS
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    timeout_ms = math.ceil(left * 1000)
+                    timeout_ms = min(POLL_MS, math.ceil(left * 1000))
                 for fd, _ in poller.poll(timeout_ms):
                     if fd == self._out_fd:
                         raise StdoutClosed
