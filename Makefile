@@ -79,7 +79,9 @@ $(VENV)/.deps: pyproject.toml | deps
 	$(VPY) -m pip install -q "setuptools>=64" wheel "cffi>=1.17" "msgspec>=0.18" "typer>=0.12,<0.26" "pytest>=8"
 	touch $@
 
+# setuptools' in-tree build directory keeps modules deleted since: start clean.
 $(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build/*.py xctl_probe/*.py bin/*)
+	rm -rf build/lib.* build/temp.* build/bdist.*
 	$(VPY) -m pip install -q --no-build-isolation --no-deps --force-reinstall .
 	touch $@
 
