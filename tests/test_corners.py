@@ -234,9 +234,12 @@ def test_a_path_mtu_drop_is_noncongestion(narrow_path):
     assert "mtu 1280" in route and delta["IcmpInDestUnreachs"] >= 1
     events = flow_lines([check_probe_line(raw) for raw in probe.lines], port, client.inode)
     check_segs(sum(e["segs"] for e in events), delta, probe.err_layout)
+    # The MTU drop is the only Loss episode; on a slow guest the segments
+    # lost meanwhile can also start a fast recovery, which keeps its kind.
     assert delta["TcpExtTCPTimeouts"] == 0
-    assert {e["kind"] for e in events} == {"noncongestion"}, events
+    assert {e["kind"] for e in events} <= {"noncongestion", "fast", "tlp"}, events
     assert segs_of(events, "noncongestion") == delta["TcpExtTCPSlowStartRetrans"] > 0
+    assert segs_of(events, "fast") == delta["TcpExtTCPFastRetrans"]
 
 
 SYNS_INTO_A_BLACK_HOLE = """
