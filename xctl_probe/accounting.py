@@ -49,10 +49,17 @@ def rise(previous: int, now: int) -> int:
     return now
 
 
+def segs_from(flags: int, prev_retrans: int, retrans: int, source: int, err: int,
+              skb_segs: int) -> int:
+    """``segs`` from the record's fields, for the per-record path."""
+    if flags & FLAG_HISTORY:
+        return rise(prev_retrans, retrans)
+    if source == SOURCE_CLOSE or err in _ERR_BEFORE_COUNTING:
+        return 0
+    return skb_segs
+
+
 def segs(record: Record) -> int:
     """Segments this record accounts for; 0 means it gives no line."""
-    if record.flags & FLAG_HISTORY:
-        return rise(record.prev_retrans, record.retrans)
-    if record.source == SOURCE_CLOSE or record.err in _ERR_BEFORE_COUNTING:
-        return 0
-    return record.skb_segs
+    return segs_from(record.flags, record.prev_retrans, record.retrans, record.source,
+                     record.err, record.skb_segs)

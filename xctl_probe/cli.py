@@ -35,7 +35,8 @@ EPILOG = f"""Output: one JSON object per line on stdout, the event format of xct
 owner when known, value (the flow's retransmission rate in percent over
 --window), then comm, family, saddr, daddr, sport, dport, segs, err,
 err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack), rtt_us,
-cgroup_id, netns and lost, each when known.
+cgroup_id, netns, lost (cumulative) and count (records merged behind a
+slow reader), each when known.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 
@@ -165,7 +166,9 @@ def stream(
         )
         totals = stream.run(duration)
     if not totals.stdout_closed:
-        _say(f"stopped after {totals.lines} lines; {totals.lost} records lost")
+        unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
+                     if totals.unwritten else "")
+        _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
 
 
 @app.command(help="Preflight for this node: kernel, BTF, capabilities, each hook (loaded, "

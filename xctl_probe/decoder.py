@@ -7,7 +7,7 @@ tests/test_layout.py holds them against the BTF inside the BPF object.
 """
 
 import struct
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import msgspec
 
@@ -23,12 +23,15 @@ _STRUCT_CODES = {
 }
 
 
-def _derive_layout() -> Tuple[struct.Struct, List[Tuple[str, type]]]:
+def _derive_layout(only: Optional[Sequence[str]] = None
+                   ) -> Tuple[struct.Struct, List[Tuple[str, type]]]:
     ctype = ffi.typeof("struct xp_record")
     codes = ["="]  # native byte order, no implicit alignment: gaps are written out
     fields = []
     end = 0
     for name, field in ctype.fields:
+        if only is not None and name not in only:
+            continue
         if field.offset > end:
             codes.append(f"{field.offset - end}x")
         if field.type.kind == "array":
@@ -45,6 +48,17 @@ def _derive_layout() -> Tuple[struct.Struct, List[Tuple[str, type]]]:
 
 
 RECORD_STRUCT, RECORD_FIELDS = _derive_layout()
+
+
+def fields_struct(names: Sequence[str]) -> struct.Struct:
+    """Unpacks only ``names`` of each record, as plain tuples: the per-record
+    path reads what changes per record and leaves the rest (addresses) for the
+    first record of a flow. ``names`` must be in layout order, so that a
+    caller's unpacking of the tuple matches."""
+    unpacker, fields = _derive_layout(names)
+    if [name for name, _ in fields] != list(names):
+        raise ValueError(f"{names} are not fields of struct xp_record in layout order")
+    return unpacker
 
 Record = msgspec.defstruct("Record", RECORD_FIELDS, module=__name__, gc=False)
 Record.__doc__ = "One struct xp_record, field for field (see bpf/record.h)."

@@ -64,6 +64,11 @@ def err_name(err: int) -> Optional[str]:
 
 
 def kind_of(record: Record) -> Optional[str]:
+    return kind(record.source, record.tcp_flags, record.ca_state, record.flags, record.pending)
+
+
+def kind(source: int, tcp_flags: int, ca_state: int, flags: int, pending: int
+         ) -> Optional[str]:
     """Why the kernel retransmitted: what the segment is, then the state of
     the socket's loss recovery at that moment.
 
@@ -88,17 +93,21 @@ def kind_of(record: Record) -> Optional[str]:
     Anything else (and the close record, which carries segments a skipped
     run missed) has no kind.
     """
-    if record.source == SOURCE_CLOSE:
+    if source == SOURCE_CLOSE:
         return None
-    if record.tcp_flags & TCPHDR_SYN:
-        return "synack" if record.tcp_flags & TCPHDR_ACK else "syn"
-    if record.ca_state == TCP_CA_LOSS:
-        return "rto" if record.flags & FLAG_UNDO_MARKER else "noncongestion"
-    if record.ca_state == TCP_CA_RECOVERY:
+    if tcp_flags & TCPHDR_SYN:
+        return "synack" if tcp_flags & TCPHDR_ACK else "syn"
+    if ca_state == TCP_CA_LOSS:
+        return "rto" if flags & FLAG_UNDO_MARKER else "noncongestion"
+    if ca_state == TCP_CA_RECOVERY:
         return "fast"
-    if record.pending == ICSK_TIME_LOSS_PROBE:
+    if pending == ICSK_TIME_LOSS_PROBE:
         return "tlp"
     return None
+
+
+def state_name(state: int) -> str:
+    return TCP_STATES.get(state) or f"UNKNOWN_{state}"
 
 
 Kind = Literal["rto", "noncongestion", "fast", "tlp", "syn", "synack"]
@@ -133,7 +142,10 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     rtt_us: Optional[Positive] = None
     cgroup_id: Optional[Positive] = None
     netns: int
-    lost: Optional[Positive] = None
+    lost: Optional[Annotated[int, msgspec.Meta(
+        ge=1, description="records lost since the probe started (cumulative)")]] = None
+    count: Optional[Annotated[int, msgspec.Meta(
+        ge=2, description="records this line merges, when the reader fell behind")]] = None
 
 
 def _addresses(record: Record):
@@ -159,6 +171,31 @@ def _addresses(record: Record):
     )
 
 
+def flow_event(record: Record, owner: Optional[Owner] = None) -> TransportDrop:
+    """What every line of ``record``'s flow and owner shares, made once per
+    flow: ``to_event`` fills in the rest per record."""
+    family, saddr, daddr = _addresses(record)
+    return TransportDrop(
+        ts=0,
+        event_type=EVENT_TYPE,
+        entity_id=f"network-{saddr}-{daddr}-{record.sport}-{record.dport}",
+        job_id=owner.job_id if owner else None,
+        pid=owner.pid if owner else None,
+        value="0",
+        comm=owner.comm if owner else None,
+        family=family,
+        saddr=saddr,
+        daddr=daddr,
+        sport=record.sport,
+        dport=record.dport,
+        segs=1,
+        err=0,
+        state="",
+        cgroup_id=record.cgroup_id or None,
+        netns=record.netns,
+    )
+
+
 def to_event(
     record: Record,
     segs: int,
@@ -166,28 +203,19 @@ def to_event(
     value: str,
     owner: Optional[Owner] = None,
     lost: Optional[int] = None,
+    flow: Optional[TransportDrop] = None,
 ) -> TransportDrop:
-    family, saddr, daddr = _addresses(record)
-    return TransportDrop(
+    """The line for ``record``; ``flow`` is its flow_event, when already made."""
+    err = record.err
+    return msgspec.structs.replace(
+        flow or flow_event(record, owner),
         ts=ts_ms,
-        event_type=EVENT_TYPE,
-        entity_id=f"network-{saddr}-{daddr}-{record.sport}-{record.dport}",
-        job_id=owner.job_id if owner else None,
-        pid=owner.pid if owner else None,
         value=value,
-        comm=owner.comm if owner else None,
-        family=family,
-        saddr=saddr,
-        daddr=daddr,
-        sport=record.sport,
-        dport=record.dport,
         segs=segs,
-        err=record.err,
-        err_name=err_name(record.err),
-        state=TCP_STATES.get(record.state, f"UNKNOWN_{record.state}"),
+        err=err,
+        err_name=err_name(err) if err else None,
+        state=state_name(record.state),
         kind=kind_of(record),
         rtt_us=record.srtt_us or None,
-        cgroup_id=record.cgroup_id or None,
-        netns=record.netns,
         lost=lost,
     )

@@ -7,7 +7,9 @@ including retransmissions), read by the BPF program when the event fires.
 
 rate = 100 * (retransmitted now - retransmitted then) / (sent now - sent then)
 
-"then" is the newest sample this flow gave at least ``window`` ago. During a
+"then" is the newest sample this flow gave at least ``window`` ago. A flow
+keeps one sample per slice of the window (a sixteenth) and moves "then" when
+it takes one, so the span measured is the window plus at most a slice. During a
 flow's first window, before there is such a sample, "then" is the start of the
 connection (counters at zero): one retransmission among thousands of segments
 reads as a small fraction of a percent, never as 100%. A flow quiet for longer
@@ -20,77 +22,136 @@ request socket, or a socket whose close the kernel did not report). Flows
 are forgotten at their close record, when more than ``max_flows`` are kept
 (least recently active first), and after ``max_idle`` without a record: a
 flow heard again after that is measured from the start of the connection.
+
+A Flow also holds what the line maker keeps for it (``shared``): the rate
+and the rest of a flow's per-record work are on the per-record path, so the
+flow is looked up once per record, and the common case (a sample taken less
+than a slice ago) is a few attribute reads.
 """
 
-from collections import OrderedDict, deque
-from typing import Deque, Tuple
+from collections import deque
+from typing import Any, Deque, Dict, Tuple
 
 _U32 = 0xFFFFFFFF
 
 # (ts_ns, retransmitted, sent)
 Sample = Tuple[int, int, int]
 
-
 # A flow silent this many windows (and at least MIN_IDLE_NS) is forgotten.
 IDLE_WINDOWS = 10
 MIN_IDLE_NS = 120 * 10**9
+MAX_FLOWS = 65536
 
 
-class FlowRates:
-    def __init__(self, window_ns: int, max_flows: int = 65536, max_idle_ns: int = 0):
-        self._window = window_ns
-        # Keeping one sample per slice bounds a storming flow to about 17
-        # samples; the window measured grows by at most a slice.
-        self._slice = window_ns // 16
-        self._max_flows = max_flows
-        self._max_idle = max_idle_ns or max(IDLE_WINDOWS * window_ns, MIN_IDLE_NS)
-        # Least recently active first; each flow's newest sample is at most a
-        # slice older than its last record.
-        self._flows: "OrderedDict[int, Deque[Sample]]" = OrderedDict()
+def _hundredths_text(hundredths: int) -> str:
+    whole, fraction = divmod(hundredths, 100)
+    return f"{whole}.{fraction:02d}".rstrip("0").rstrip(".")
 
-    def __len__(self) -> int:
-        return len(self._flows)
 
-    def rate(self, flow: int, ts_ns: int, retransmitted: int, sent: int) -> float:
-        """Percent of segments retransmitted over the window ending at ``ts_ns``."""
-        self._forget_idle(ts_ns)
-        samples = self._flows.get(flow)
-        if samples is None:
-            samples = self._flows[flow] = deque()
-            if len(self._flows) > self._max_flows:
-                self._flows.popitem(last=False)
-        else:
-            self._flows.move_to_end(flow)
+# Every value a rate can take, made once: formatting is a large share of a line's cost.
+_RATE_TEXT = [_hundredths_text(h) for h in range(10001)]
 
-        horizon = ts_ns - self._window
-        while len(samples) >= 2 and samples[1][0] <= horizon:
-            samples.popleft()
-        if samples and samples[0][0] <= horizon:
-            _, base_retrans, base_sent = samples[0]
-        else:
-            base_retrans = base_sent = 0
 
-        if not samples or ts_ns - samples[-1][0] >= self._slice:
-            samples.append((ts_ns, retransmitted, sent))
+def format_rate(rate: float) -> str:
+    """'12.5', '0.03', '100': a decimal string with at most two decimals
+    (rounded half up), as xctl's value must be."""
+    return _RATE_TEXT[int(rate * 100 + 0.5)]
 
-        d_retrans = (retransmitted - base_retrans) & _U32
-        d_sent = (sent - base_sent) & _U32
+
+class Flow:
+    __slots__ = ("samples", "sampled_at", "base_retrans", "base_sent", "shared")
+
+    def __init__(self):
+        self.samples: Deque[Sample] = deque()
+        self.sampled_at = 0
+        self.base_retrans = 0
+        self.base_sent = 0
+        self.shared: Any = None
+
+    def percent(self, retransmitted: int, sent: int) -> float:
+        d_retrans = (retransmitted - self.base_retrans) & _U32
+        d_sent = (sent - self.base_sent) & _U32
         if d_sent == 0:
             return 100.0 if d_retrans else 0.0
         return min(100.0, 100.0 * d_retrans / d_sent)
 
-    def _forget_idle(self, now_ns: int) -> None:
-        while self._flows:
-            flow, samples = next(iter(self._flows.items()))
-            if now_ns - samples[-1][0] < self._max_idle:
-                return
+    def value(self, retransmitted: int, sent: int) -> str:
+        """The rate as ``value``: percent, rounded half up to two decimals."""
+        d_retrans = (retransmitted - self.base_retrans) & _U32
+        d_sent = (sent - self.base_sent) & _U32
+        if d_sent <= d_retrans:
+            return "100" if d_retrans else "0"
+        return _RATE_TEXT[(d_retrans * 20000 + d_sent) // (2 * d_sent)]
+
+
+class FlowRates:
+    def __init__(self, window_ns: int, max_flows: int = MAX_FLOWS, max_idle_ns: int = 0):
+        self.window = window_ns
+        # Keeping one sample per slice bounds a storming flow to about 17
+        # samples; the window measured grows by at most a slice.
+        self.slice = max(window_ns // 16, 1)
+        self._max_flows = max_flows
+        self._max_idle = max_idle_ns or max(IDLE_WINDOWS * window_ns, MIN_IDLE_NS)
+        self._flows: Dict[int, Flow] = {}
+        self._swept_at = 0
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def __contains__(self, flow: int) -> bool:
+        return flow in self._flows
+
+    def get(self, flow: int):
+        return self._flows.get(flow)
+
+    def sample(self, flow: int, ts_ns: int, retransmitted: int, sent: int) -> Flow:
+        """The flow, with a sample taken at ``ts_ns`` and its base moved to
+        the newest sample at least a window older; a new flow if unknown."""
+        known = self._flows.get(flow)
+        if known is None:
+            if len(self._flows) >= self._max_flows:
+                self._evict()
+            known = self._flows[flow] = Flow()
+        samples = known.samples
+        horizon = ts_ns - self.window
+        while len(samples) >= 2 and samples[1][0] <= horizon:
+            samples.popleft()
+        if samples and samples[0][0] <= horizon:
+            _, known.base_retrans, known.base_sent = samples[0]
+        else:
+            known.base_retrans = known.base_sent = 0
+        samples.append((ts_ns, retransmitted, sent))
+        known.sampled_at = ts_ns
+        return known
+
+    def flow(self, flow: int, ts_ns: int, retransmitted: int, sent: int) -> Flow:
+        """The flow, ready to measure a record at ``ts_ns``."""
+        known = self._flows.get(flow)
+        if known is None or ts_ns - known.sampled_at >= self.slice:
+            known = self.sample(flow, ts_ns, retransmitted, sent)
+        return known
+
+    def rate(self, flow: int, ts_ns: int, retransmitted: int, sent: int) -> float:
+        """Percent of segments retransmitted over the window ending at ``ts_ns``."""
+        return self.flow(flow, ts_ns, retransmitted, sent).percent(retransmitted, sent)
+
+    def _evict(self) -> None:
+        """Makes room by forgetting the least recently sampled quarter at once,
+        so a churn of new flows pays for a sort only every so many flows."""
+        by_age = sorted(self._flows.items(), key=lambda item: item[1].sampled_at)
+        for flow, _ in by_age[: max(1, len(by_age) // 4)]:
+            del self._flows[flow]
+
+    def forget_idle(self, now_ns: int) -> None:
+        """Forgets the flows silent for longer than ``max_idle`` at ``now_ns``;
+        looks at most once a slice."""
+        if now_ns - self._swept_at < self.slice:
+            return
+        self._swept_at = now_ns
+        idle = [flow for flow, known in self._flows.items()
+                if now_ns - known.sampled_at >= self._max_idle]
+        for flow in idle:
             del self._flows[flow]
 
     def forget(self, flow: int) -> None:
         self._flows.pop(flow, None)
-
-
-def format_rate(rate: float) -> str:
-    """'12.5', '0.03', '100': a decimal string, as xctl's value must be."""
-    text = f"{rate:.2f}".rstrip("0").rstrip(".")
-    return text or "0"

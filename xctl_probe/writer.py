@@ -1,47 +1,126 @@
-"""JSONL onto a file descriptor, one flushed write per batch of events.
+"""JSONL onto a file descriptor, from a thread of its own.
+
+xctl reads stdout into a queue of 1000 lines and forwards each line inline:
+when it falls behind, a write to stdout blocks. The writing therefore happens
+on its own thread (a blocking os.write releases the GIL), so the main loop
+keeps draining the kernel's ring buffer whatever the reader does.
+
+The reader is behind when a write has waited for it more than BEHIND_S.
+Lines handed over before that go out as they are, one line per record;
+lines handed over while it is behind wait in PendingLines, merged per flow,
+and go out after it. So with a reader that keeps up nothing is merged, and
+with one that stalls the line rate drops to what it takes, memory stays
+bounded, and Σsegs stays exact.
+
+Every line carries ``lost`` once anything was: the records the kernel could
+not queue plus the lines the pending bound refused, cumulative since start.
 
 xctl reads stdout line by line as it comes: nothing may sit in a buffer, so
-each batch goes out with os.write, whatever Python's own buffering would do
-(PYTHONUNBUFFERED is not set under xctl). One Encoder and one bytearray are
-reused for every line.
+each batch goes out with os.write, whatever Python's own buffering would do.
 """
 
 import os
+import signal
+import threading
+import time
+from typing import List, Sequence
 
 import msgspec
+
+from .event import TransportDrop
+from .pending import PendingLines
+
+# A write to a reader that keeps up takes microseconds.
+BEHIND_S = 0.02
 
 
 class StdoutClosed(Exception):
     """The reader went away (EPIPE): xctl stopped, so the probe should too."""
 
 
-class JsonlWriter:
-    def __init__(self, fd: int = 1):
+class LineWriter:
+    def __init__(self, fd: int = 1, pending: PendingLines = None):
         self._fd = fd
         self._encoder = msgspec.json.Encoder()
-        self._buffer = bytearray()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._ready: List[TransportDrop] = []
+        self._pending = pending if pending is not None else PendingLines()
+        self._writing_since = 0.0
+        self._closing = False
+        self._lost_in_kernel = 0
+        self._taken = 0
         self.lines = 0
-        # True while a write may block on a slow reader: a stop signal must
-        # then interrupt it instead of waiting for the reader.
-        self.blocked = False
+        self.closed = False
+        self._thread = threading.Thread(target=self._run, name="xctl-probe-writer", daemon=True)
+        self._thread.start()
 
-    def add(self, event) -> None:
-        self._encoder.encode_into(event, self._buffer, -1)
-        self._buffer.extend(b"\n")
-        self.lines += 1
+    @property
+    def lost(self) -> int:
+        """Records lost so far, in the kernel or to the pending bound."""
+        return self._lost_in_kernel + self._pending.dropped
 
-    def flush(self) -> None:
-        if not self._buffer:
-            return
-        view = memoryview(self._buffer)
+    def put(self, flows: Sequence[int], lines: List[TransportDrop], lost_in_kernel: int) -> None:
+        """Hands over one batch: ``lines[i]`` belongs to flow ``flows[i]``;
+        ``lost_in_kernel`` is the kernel's count of records it could not queue."""
+        with self._lock:
+            self._lost_in_kernel = lost_in_kernel
+            if not lines:
+                return
+            since = self._writing_since
+            if since and time.monotonic() - since > BEHIND_S:
+                add = self._pending.add
+                for flow, line in zip(flows, lines):
+                    add(flow, line)
+            else:
+                self._ready.extend(lines)
+            self._wake.notify()
+
+    def close(self, timeout_s: float) -> int:
+        """Writes what is waiting, for at most ``timeout_s``; the lines left unwritten."""
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join(timeout_s)
+        with self._lock:
+            return self._taken - self.lines + len(self._ready) + len(self._pending)
+
+    def _next(self) -> List[TransportDrop]:
+        with self._lock:
+            while not (self._ready or len(self._pending)):
+                if self._closing or self.closed:
+                    return []
+                self._wake.wait()
+            lines = self._ready + self._pending.take()
+            self._ready = []
+            lost = self.lost
+            self._taken += len(lines)
+        if lost:
+            for line in lines:
+                line.lost = lost
+        return lines
+
+    def _run(self) -> None:
+        # Stop signals belong to the main thread: none may interrupt a write here.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        while True:
+            lines = self._next()
+            if not lines:
+                return
+            data = self._encoder.encode_lines(lines)
+            try:
+                self._write(data)
+            except OSError:  # EPIPE above all: the reader is gone, and so is every later line
+                self.closed = True
+                return
+            self.lines += len(lines)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
         written = 0
-        self.blocked = True
+        self._writing_since = time.monotonic()
         try:
             while written < len(view):
                 written += os.write(self._fd, view[written:])
-        except BrokenPipeError:
-            raise StdoutClosed from None
         finally:
-            self.blocked = False
-            view.release()
-        self._buffer.clear()
+            self._writing_since = 0.0

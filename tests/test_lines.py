@@ -1,0 +1,136 @@
+"""The per-record path (lines.py) against the reference one (decoder.Record
+through accounting.segs, event.to_event and FlowRates.rate), record for record,
+without a kernel: the fast path must never say something else."""
+
+import os
+import random
+import socket
+
+import pytest
+
+from test_event import SECOND
+from xctl_probe.accounting import segs
+from xctl_probe.decoder import (FLAG_ERR_LAYOUT, FLAG_HISTORY, FLAG_UNDO_MARKER, RECORD_FIELDS,
+                                RECORD_STRUCT, SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK,
+                                Record, decode)
+from xctl_probe.event import to_event
+from xctl_probe.flows import FlowRates, format_rate
+from xctl_probe.lines import LineMaker
+from xctl_probe.owners import Owners
+
+NAMES = [name for name, _ in RECORD_FIELDS]
+OFFSET_NS = 1_700_000_000 * SECOND
+
+
+def raw_record(**fields):
+    values = dict.fromkeys(NAMES, 0)
+    values.update(netns=4026531840, family=socket.AF_INET, sport=40000, dport=9000,
+                  saddr=socket.inet_aton("10.0.0.1") + bytes(12),
+                  daddr=socket.inet_aton("10.0.0.2") + bytes(12))
+    values.update(fields)
+    return RECORD_STRUCT.pack(*(values[name] for name in NAMES))
+
+
+def storm(seed, count=3000, flows=12):
+    """Records as a storm gives them: a few flows, counters that rise (and
+    sometimes reset), every source, flag, state, error and kind."""
+    rng = random.Random(seed)
+    retrans = [rng.randrange(0, 1 << 32) for _ in range(flows)]
+    sent = [r + rng.randrange(0, 1 << 20) for r in retrans]
+    ts = SECOND
+    out = []
+    for _ in range(count):
+        f = rng.randrange(flows)
+        ts += rng.choice((1000, 50_000, 700 * 1_000_000))
+        prev = retrans[f] & 0xFFFFFFFF
+        retrans[f] = 0 if rng.random() < 0.01 else retrans[f] + rng.choice((0, 1, 1, 2, 45))
+        sent[f] += rng.randrange(1, 200)
+        out.append(raw_record(
+            ts_ns=ts, cookie=1000 + f, ino=0, cgroup_id=77 * (f % 2),
+            skb_segs=rng.choice((1, 2)), retrans=retrans[f] & 0xFFFFFFFF,
+            prev_retrans=prev, sent=sent[f] & 0xFFFFFFFF, tgid=rng.choice((0, 0, 5)),
+            srtt_us=rng.choice((0, 812)), err=rng.choice((0, 0, 0, -105, 1, -11)),
+            flags=rng.choice((0, FLAG_HISTORY, FLAG_HISTORY | FLAG_UNDO_MARKER,
+                              FLAG_HISTORY | FLAG_ERR_LAYOUT)),
+            family=socket.AF_INET, sport=40000 + f, dport=9000,
+            tcp_flags=rng.choice((0x10, 0x18, 0x02, 0x12, 0x11)),
+            state=rng.choice((1, 2, 3, 4, 12, 14)),
+            source=rng.choice((SOURCE_RETRANSMIT,) * 6 + (SOURCE_SYNACK, SOURCE_CLOSE)),
+            ca_state=rng.choice((0, 1, 3, 4)), pending=rng.choice((0, 1, 5))))
+    return b"".join(out)
+
+
+def reference(raw, window_s):
+    rates = FlowRates(int(window_s * 1e9))
+    lines = []
+    for record in decode(raw):
+        count = segs(record)
+        if count:
+            rate = rates.rate(record.cookie, record.ts_ns, record.retrans, record.sent)
+            lines.append(to_event(record, count, (record.ts_ns + OFFSET_NS) // 1_000_000,
+                                  format_rate(rate)))
+        if record.source == SOURCE_CLOSE:
+            rates.forget(record.cookie)
+    return lines
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_per_record_path_says_what_the_reference_says(seed, tmp_path):
+    raw = storm(seed)
+    maker = LineMaker(Owners(proc=str(tmp_path)), window_s=10)
+    size = RECORD_STRUCT.size
+    made = []
+    for start in range(0, len(raw), 97 * size):  # batches, as the ring gives them
+        flows, lines = maker.lines(raw[start:start + 97 * size], OFFSET_NS)
+        assert len(flows) == len(lines)
+        made += lines
+    expected = reference(raw, 10)
+    assert len(expected) > 1000
+    for index, (got, want) in enumerate(zip(made, expected)):
+        assert got == want, f"line {index}"
+    assert len(made) == len(expected)
+
+
+def test_the_rate_text_is_the_percent_rounded(tmp_path):
+    rng = random.Random(7)
+    for _ in range(20000):
+        rates = FlowRates(SECOND)
+        sent = rng.randrange(1, 1 << 32)
+        retrans = rng.randrange(0, sent + 1)
+        flow = rates.flow(1, 0, retrans, sent)
+        assert flow.value(retrans, sent) == format_rate(flow.percent(retrans, sent))
+
+
+@pytest.fixture
+def fake_proc(tmp_path):
+    """A /proc with process 4242 ("trainer") holding the socket of inode 555."""
+    os.makedirs(tmp_path / "4242" / "fd")
+    (tmp_path / "4242" / "comm").write_text("trainer\n")
+    os.symlink("socket:[555]", tmp_path / "4242" / "fd" / "7")
+    return tmp_path
+
+
+def test_owner_is_found_once_and_kept_for_the_flow(fake_proc):
+    maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
+    first = raw_record(ts_ns=SECOND, cookie=9, ino=555, retrans=1, sent=10, flags=FLAG_HISTORY,
+                       state=1, source=SOURCE_RETRANSMIT)
+    _, lines = maker.lines(first, OFFSET_NS)
+    assert (lines[0].pid, lines[0].comm) == (4242, "trainer")
+    # The process closed the socket since: the flow keeps the owner it had.
+    os.unlink(fake_proc / "4242" / "fd" / "7")
+    later = raw_record(ts_ns=2 * SECOND, cookie=9, ino=555, retrans=2, prev_retrans=1, sent=20,
+                       flags=FLAG_HISTORY, state=1, tgid=31, source=SOURCE_RETRANSMIT)
+    _, lines = maker.lines(later, OFFSET_NS)
+    assert (lines[0].pid, lines[0].comm, lines[0].segs) == (4242, "trainer", 1)
+
+
+def test_a_flow_without_owner_is_asked_again_in_a_later_batch(fake_proc):
+    maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
+    record = dict(cookie=9, ino=556, sent=10, flags=FLAG_HISTORY, state=1,
+                  source=SOURCE_RETRANSMIT)
+    _, lines = maker.lines(raw_record(ts_ns=SECOND, retrans=1, **record), OFFSET_NS)
+    assert lines[0].pid is None
+    os.symlink("socket:[556]", fake_proc / "4242" / "fd" / "8")
+    _, lines = maker.lines(raw_record(ts_ns=2 * SECOND, retrans=2, prev_retrans=1, **record),
+                           OFFSET_NS)
+    assert lines[0].pid == 4242
