@@ -155,12 +155,15 @@ class ProbeProcess:
         self.lines: List[bytes] = []
         self.arrived_ms: List[float] = []
         self._arrived = threading.Condition()
+        self._reading = threading.Event()
+        self._reading.set()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.attach_line = self._wait_attached() if read_stderr else None
 
     def _read(self) -> None:
         for line in self.proc.stdout:
+            self._reading.wait()
             with self._arrived:
                 self.arrived_ms.append(time.time() * 1000)
                 self.lines.append(line)
@@ -180,11 +183,20 @@ class ProbeProcess:
             raise RuntimeError("started with read_stderr=False: the attach line was not read")
         return "(sk, skb, err)" in self.attach_line
 
+    def pause(self) -> None:
+        """Stops reading stdout, as a stalled xctl would: once the pipe is
+        full, the probe's writes block."""
+        self._reading.clear()
+
+    def resume(self) -> None:
+        self._reading.set()
+
     def wait_lines(self, count: int, timeout: float) -> bool:
         with self._arrived:
             return self._arrived.wait_for(lambda: len(self.lines) >= count, timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
+        self.resume()
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout)
         self._reader.join(timeout)

@@ -1,0 +1,106 @@
+"""A reader of stdout that stalls, as xctl does when it falls behind: on the
+real kernel, in a retransmission storm, against the namespace's counters."""
+
+import threading
+import time
+
+import pytest
+
+from conftest import requires_root
+from netlab import Netns, ProbeProcess, check_segs, flow_lines, wait_programs_gone
+from xctl_contract import check_probe_line
+
+pytestmark = [requires_root, pytest.mark.kernels]
+
+
+def storm_lines(probe, ns, ports):
+    events = [check_probe_line(raw) for raw in probe.lines]
+    return [e for port in ports for e in flow_lines(events, port, ns.inode)]
+
+
+def test_a_reader_stalled_8_s_mid_storm_loses_nothing():
+    ns = Netns()
+    probe = None
+    port = 9610
+    try:
+        ns.drop_one_in(5, port)
+        probe = ProbeProcess()
+        before = ns.counters()
+        timers = [threading.Timer(3, probe.pause), threading.Timer(11, probe.resume)]
+        for timer in timers:
+            timer.start()
+        ns.traffic(port, 14)
+        for timer in timers:
+            timer.join()
+        alive_after_stall = probe.proc.poll() is None
+        ns.wait_settled(port)
+        after = ns.counters()
+        time.sleep(0.5)
+        rc = probe.stop()
+        arrived = probe.arrived_ms
+        lines = storm_lines(probe, ns, [port])
+        delta = {k: after[k] - before.get(k, 0) for k in after}
+        merged = [e for e in lines if "count" in e]
+        print(f"{len(lines)} lines, {len(merged)} merging {sum(e['count'] for e in merged)} "
+              f"records; sum(segs) {sum(e['segs'] for e in lines)}, TcpRetransSegs "
+              f"{delta['TcpRetransSegs']}; lost {max((e.get('lost', 0) for e in lines))}")
+        assert alive_after_stall and rc == 0
+        # Lines resumed after the stall: some arrived once the reader read again.
+        assert any(ms > arrived[0] + 11_000 for ms in arrived)
+        assert merged, "the stall merged no line: it did not block the probe's writes"
+        assert not any("lost" in e for e in lines)
+        check_segs(sum(e["segs"] for e in lines), delta, probe.err_layout)
+        wait_programs_gone()
+    finally:
+        if probe is not None:
+            probe.kill()
+        ns.close()
+
+
+def test_behind_a_stalled_reader_lines_merge_per_flow():
+    """Two probes see the same storm on three flows: one read all along
+    (a line per record), one not read until the storm is over. The second
+    gives fewer lines, the same sum of segs, and counts that add up to the
+    first one's lines."""
+    ns = Netns()
+    fast = stalled = None
+    ports = [9620, 9621, 9622]
+    try:
+        for port in ports:
+            ns.drop_one_in(5, port)
+        fast = ProbeProcess()
+        stalled = ProbeProcess()
+        stalled.pause()
+        before = ns.counters()
+        senders = [ns.spawn("--port", str(port), "--seconds", "6") for port in ports]
+        time.sleep(6)
+        ns.lift_loss()
+        for sender in senders:
+            sender.communicate(timeout=300)
+        for port in ports:
+            ns.wait_settled(port)
+        after = ns.counters()
+        time.sleep(0.5)
+        stalled.resume()
+        time.sleep(1)
+        assert fast.stop() == 0 and stalled.stop() == 0
+        delta = {k: after[k] - before.get(k, 0) for k in after}
+        every = storm_lines(fast, ns, ports)
+        merged = storm_lines(stalled, ns, ports)
+        records = sum(e.get("count", 1) for e in merged)
+        print(f"read all along: {len(every)} lines; stalled: {len(merged)} lines merging "
+              f"{records} records; TcpRetransSegs {delta['TcpRetransSegs']}")
+        assert not any("count" in e for e in every)
+        assert len(merged) < len(every) and max(e.get("count", 1) for e in merged) >= 2
+        assert records == len(every)
+        assert sum(e["segs"] for e in merged) == sum(e["segs"] for e in every)
+        check_segs(sum(e["segs"] for e in merged), delta, stalled.err_layout)
+        # A merged line is the flow's newest: its time is that of the last record it merges.
+        for flow in {e["entity_id"] for e in merged}:
+            assert max(e["ts"] for e in merged if e["entity_id"] == flow) == max(
+                e["ts"] for e in every if e["entity_id"] == flow)
+    finally:
+        for probe in (fast, stalled):
+            if probe is not None:
+                probe.kill()
+        ns.close()
