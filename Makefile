@@ -100,11 +100,12 @@ $(HARNESS): tests/xctl_harness/Cargo.toml $(wildcard tests/xctl_harness/src/*.rs
 	cd tests/xctl_harness && CARGO_TARGET_DIR=$(abspath build/out/xctl-harness) cargo build --release --quiet
 
 bench: install
-	$(VPY) tests/bench_startup.py
+	$(VENV)/bin/xctl-probe-ebpf bench
 	$(VPY) tests/report_accounting.py
 	$(VPY) tests/report_owners.py
 	$(VPY) tests/bench_kernel_cost.py
 	$(VPY) tests/bench_throughput.py
+	$(VPY) tests/bench_slow_reader.py
 
 clean:
-	rm -rf $(VENV) build/out build/lib* build/bdist* build/temp* *.egg-info dist xctl_probe/_libbpf*.so xctl_probe/probe.bpf.o
+	rm -rf $(VENV) build/out build/lib* build/bdist* build/temp* *.egg-info dist xctl_probe/_libbpf*.so xctl_probe/*.bpf.o

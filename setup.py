@@ -8,13 +8,13 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "build"))
-from bpf_object import compile_object  # noqa: E402
+from bpf_object import compile_objects  # noqa: E402
 
 
 class BuildPyWithBpfObject(build_py):
     def run(self):
         super().run()
-        compile_object(Path(self.build_lib) / "xctl_probe" / "probe.bpf.o")
+        compile_objects(Path(self.build_lib) / "xctl_probe")
 
 
 setup(

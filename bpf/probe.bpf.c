@@ -13,14 +13,9 @@
 #include <bpf/bpf_endian.h>
 #include "core_fixes.bpf.h"
 #include "record.h"
+#include "ring.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* User space may resize it before load (a power of two of pages). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
-} records SEC(".maps");
 
 /*
  * What the probe knows of each socket, kept with the socket itself

@@ -1,4 +1,6 @@
-"""Compiles bpf/probe.bpf.c into the CO-RE object shipped inside the package.
+"""Compiles the BPF programs into the objects shipped inside the package:
+bpf/probe.bpf.c (the probe, CO-RE) and bpf/bench.bpf.c (the bench's
+synthetic records).
 
 clang is needed here, at build time only: nodes get the finished object, and
 libbpf relocates it against their kernel's BTF when it loads.
@@ -11,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "bpf" / "probe.bpf.c"
+OBJECTS = {"probe.bpf.o": ROOT / "bpf" / "probe.bpf.c", "bench.bpf.o": ROOT / "bpf" / "bench.bpf.c"}
 
 # bpf_tracing.h needs the target's name for its register macros.
 TARGET_ARCH = {"x86_64": "x86", "aarch64": "arm64", "ppc64le": "powerpc", "s390x": "s390"}
@@ -29,7 +31,12 @@ def _multiarch_include() -> list:
     return ["-I", str(path)] if triplet and path.is_dir() else []
 
 
-def compile_object(out: Path) -> None:
+def compile_objects(out_dir: Path) -> None:
+    for name, source in OBJECTS.items():
+        compile_object(source, out_dir / name)
+
+
+def compile_object(source: Path, out: Path) -> None:
     clang = os.environ.get("CLANG", "clang")
     arch = TARGET_ARCH.get(platform.machine())
     if arch is None:
@@ -37,7 +44,7 @@ def compile_object(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
-         *_multiarch_include(), "-Wall", "-Werror", "-c", str(SOURCE), "-o", str(out)],
+         *_multiarch_include(), "-Wall", "-Werror", "-c", str(source), "-o", str(out)],
         check=True,
     )
     # DWARF is for humans; libbpf needs only the .BTF and .BTF.ext sections.
@@ -47,4 +54,4 @@ def compile_object(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    compile_object(ROOT / "build" / "out" / "probe.bpf.o")
+    compile_objects(ROOT / "build" / "out")

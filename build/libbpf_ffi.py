@@ -55,18 +55,24 @@ struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj,
 int bpf_map__fd(const struct bpf_map *map);
 int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
 int bpf_map_lookup_elem(int fd, const void *key, void *value);
+int bpf_map__reuse_fd(struct bpf_map *map, int fd);
 
 /* Helpers defined below, in C. */
 void xp_capture_libbpf_log(void);
 void xp_reset_libbpf_log(void);
 const char *xp_first_libbpf_message(void);
 int xp_test_run(int prog_fd);
+int xp_test_run_data(int prog_fd, const void *data, uint32_t size, uint32_t repeat);
+int xp_enable_run_time_stats(void);
+int xp_next_program(uint32_t *id, char *name, size_t name_size, uint64_t *run_time_ns,
+                    uint64_t *run_cnt);
 
 struct xp_batch;
 struct xp_batch *xp_batch_new(int ring_map_fd, size_t max_records);
 int xp_batch_epoll_fd(struct xp_batch *b);
 int xp_batch_fill(struct xp_batch *b);
 int xp_batch_more(struct xp_batch *b);
+long xp_batch_count_all(struct xp_batch *b);
 const void *xp_batch_data(struct xp_batch *b);
 void xp_batch_free(struct xp_batch *b);
 """
@@ -77,9 +83,11 @@ C_SOURCE = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <linux/types.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <bpf/btf.h>
 #include "record.h"
 
 /*
@@ -118,15 +126,99 @@ const char *xp_first_libbpf_message(void)
     return xp_first_message;
 }
 
+/* Runs a socket-filter program ``repeat`` times, in the kernel, on a packet
+ * whose payload is ``data``: its last return value, or -errno. The kernel
+ * takes the packet's first 14 bytes for an Ethernet header and shows the
+ * program what follows. */
+int xp_test_run_data(int prog_fd, const void *data, uint32_t size, uint32_t repeat)
+{
+    enum { ETH_HEADER = 14 };
+    unsigned char packet[64] = {0};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet, .data_size_in = sizeof(packet),
+                .repeat = repeat);
+    int err;
+
+    if (size > sizeof(packet) - ETH_HEADER)
+        return -EINVAL;
+    if (size)
+        memcpy(packet + ETH_HEADER, data, size);
+    err = bpf_prog_test_run_opts(prog_fd, &opts);
+    return err ? -errno : (int)opts.retval;
+}
+
 /* Runs a socket-filter program once on a dummy packet; its return value, or -errno. */
 int xp_test_run(int prog_fd)
 {
-    unsigned char packet[64] = {0};
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet, .data_size_in = sizeof(packet),
-                .repeat = 1);
-    int err = bpf_prog_test_run_opts(prog_fd, &opts);
+    return xp_test_run_data(prog_fd, NULL, 0, 1);
+}
 
-    return err ? -errno : (int)opts.retval;
+/* Turns on the kernel's per-program run time and count until the returned
+ * descriptor is closed (so a crash cannot leave it on); -errno on failure. */
+int xp_enable_run_time_stats(void)
+{
+    int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+    return fd < 0 ? -errno : fd;
+}
+
+/* A program's full name: the kernel keeps only 15 characters of it in
+ * bpf_prog_info.name, the program's BTF has all of it. */
+static void xp_full_name(const struct bpf_prog_info *info, struct bpf_func_info *func,
+                         char *name, size_t name_size)
+{
+    struct btf *btf;
+    const struct btf_type *type;
+
+    snprintf(name, name_size, "%s", info->name);
+    if (!info->btf_id || !info->nr_func_info)
+        return;
+    btf = btf__load_from_kernel_by_id(info->btf_id);
+    if (!btf)
+        return;
+    type = btf__type_by_id(btf, func->type_id);
+    if (type)
+        snprintf(name, name_size, "%s", btf__name_by_offset(btf, type->name_off));
+    btf__free(btf);
+}
+
+/* The loaded program after *id: its id, name and run statistics; -errno
+ * (-ENOENT past the last). */
+int xp_next_program(uint32_t *id, char *name, size_t name_size, uint64_t *run_time_ns,
+                    uint64_t *run_cnt)
+{
+    struct bpf_prog_info info;
+    struct bpf_func_info func;
+    uint32_t len = sizeof(info);
+    int fd, err;
+
+    for (;;) {
+        if (bpf_prog_get_next_id(*id, id))
+            return -errno;
+        fd = bpf_prog_get_fd_by_id(*id);
+        if (fd >= 0)
+            break;
+        if (errno != ENOENT)
+            return -errno;
+    }
+    memset(&info, 0, sizeof(info));
+    err = bpf_obj_get_info_by_fd(fd, &info, &len);
+    if (!err && info.nr_func_info) {
+        /* Ask again, with room for the first function's BTF record: the program's own. */
+        memset(&info, 0, sizeof(info));
+        info.nr_func_info = 1;
+        info.func_info_rec_size = sizeof(func);
+        info.func_info = (uint64_t)(uintptr_t)&func;
+        len = sizeof(info);
+        err = bpf_obj_get_info_by_fd(fd, &info, &len);
+    }
+    err = err ? -errno : 0;
+    close(fd);
+    if (err)
+        return err;
+    xp_full_name(&info, &func, name, name_size);
+    *run_time_ns = info.run_time_ns;
+    *run_cnt = info.run_cnt;
+    return 0;
 }
 
 struct xp_batch {
@@ -134,6 +226,7 @@ struct xp_batch {
     size_t max_records;
     size_t count;
     int full;
+    int count_only;
     struct xp_record records[];
 };
 
@@ -141,6 +234,10 @@ static int xp_on_record(void *ctx, void *data, size_t size)
 {
     struct xp_batch *b = ctx;
 
+    if (b->count_only) {
+        b->count++;
+        return 0;
+    }
     if (size != sizeof(struct xp_record))
         return -EPROTO;
     memcpy(&b->records[b->count++], data, sizeof(struct xp_record));
@@ -191,6 +288,19 @@ int xp_batch_fill(struct xp_batch *b)
     if (err < 0 && !b->full)
         return err;
     return (int)b->count;
+}
+
+/* Consumes everything the ring holds, only counting the records: the
+ * fastest a reader of this ring can go, for the bench to compare with. */
+long xp_batch_count_all(struct xp_batch *b)
+{
+    int err;
+
+    b->count = 0;
+    b->count_only = 1;
+    err = ring_buffer__consume(b->rb);
+    b->count_only = 0;
+    return err < 0 ? err : (long)b->count;
 }
 
 /* Whether the last fill stopped because the batch was full, not the ring empty. */

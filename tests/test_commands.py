@@ -11,7 +11,7 @@ import pytest
 from btf import has_struct
 from conftest import requires_root
 from json_schema import errors
-from netlab import Netns, ProbeProcess, check_segs, flow_lines, run_storm
+from netlab import Netns, ProbeProcess, check_segs, flow_lines, run_storm, wait_programs_gone
 from test_cli_errors import EXIT_NO_PRIVILEGE, run_probe
 from xctl_contract import check_probe_line
 from xctl_probe import capabilities
@@ -138,3 +138,43 @@ def test_unit_is_accepted_by_systemd_and_grants_only_the_service_set(tmp_path):
     assert settings["ProtectSystem"] == "strict"
     assert [int(c) for c in settings["RestartPreventExitStatus"].split()] == list(
         PERMANENT_FAILURES)
+
+
+BENCH_KEYS = {"events_per_s", "drain_per_s", "drain_ratio", "bpf_ns_per_event", "startup_ms",
+              "rss_mb", "idle_cpu_pct", "programs_ns_per_call"}
+
+
+def test_bench_prints_its_figures_and_ends_with_them_as_json():
+    """Small sizes: this checks that every figure is measured and reported,
+    not how fast anything is (that is for `make bench` to print)."""
+    result = run_probe("bench", "--json", "--records", "20000", "--flows", "8", "--runs", "1",
+                       "--storm-seconds", "3", "--starts", "1", "--idle-seconds", "1",
+                       timeout=240)
+    lines = result.stdout.decode().splitlines()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    figures = json.loads(lines[-1])
+    assert set(figures) == BENCH_KEYS
+    assert "20,000 synthetic records on 8 flows" in lines[0] and "(20,000 lines)" in lines[0]
+    assert figures["events_per_s"] > 0 and figures["drain_per_s"] > figures["events_per_s"]
+    # Four decimals in the JSON.
+    assert figures["drain_ratio"] == pytest.approx(
+        figures["events_per_s"] / figures["drain_per_s"], abs=5e-5)
+    # A real storm ran under the probe: the retransmission program was timed.
+    assert figures["bpf_ns_per_event"] > 0
+    assert figures["programs_ns_per_call"]["xp_tcp_retransmit_skb"] == figures["bpf_ns_per_event"]
+    assert set(figures["programs_ns_per_call"]) == {
+        "xp_tcp_retransmit_skb", "xp_tcp_retransmit_synack", "xp_inet_sock_set_state",
+        "xp_tcp_destroy_sock"}
+    assert figures["startup_ms"] > 0 and figures["rss_mb"] > 0 and figures["idle_cpu_pct"] >= 0
+    # It leaves nothing behind: no namespace, no program.
+    assert "xctl-bench" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                              text=True).stdout
+    wait_programs_gone()
+
+
+def test_bench_rejects_a_bad_value_in_one_line():
+    result = run_probe("bench", "--records", "10")
+    assert result.returncode == 2 and result.stdout == b""
+    stderr = result.stderr.decode()
+    assert stderr.count("\n") == 1 and "--records" in stderr and "Traceback" not in stderr

@@ -81,9 +81,7 @@ def test_the_per_record_path_says_what_the_reference_says(seed, tmp_path):
     size = RECORD_STRUCT.size
     made = []
     for start in range(0, len(raw), 97 * size):  # batches, as the ring gives them
-        flows, lines = maker.lines(raw[start:start + 97 * size], OFFSET_NS)
-        assert len(flows) == len(lines)
-        made += lines
+        made += maker.lines(raw[start:start + 97 * size], OFFSET_NS)
     expected = reference(raw, 10)
     assert len(expected) > 1000
     for index, (got, want) in enumerate(zip(made, expected)):
@@ -114,13 +112,13 @@ def test_owner_is_found_once_and_kept_for_the_flow(fake_proc):
     maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
     first = raw_record(ts_ns=SECOND, cookie=9, ino=555, retrans=1, sent=10, flags=FLAG_HISTORY,
                        state=1, source=SOURCE_RETRANSMIT)
-    _, lines = maker.lines(first, OFFSET_NS)
+    lines = maker.lines(first, OFFSET_NS)
     assert (lines[0].pid, lines[0].comm) == (4242, "trainer")
     # The process closed the socket since: the flow keeps the owner it had.
     os.unlink(fake_proc / "4242" / "fd" / "7")
     later = raw_record(ts_ns=2 * SECOND, cookie=9, ino=555, retrans=2, prev_retrans=1, sent=20,
                        flags=FLAG_HISTORY, state=1, tgid=31, source=SOURCE_RETRANSMIT)
-    _, lines = maker.lines(later, OFFSET_NS)
+    lines = maker.lines(later, OFFSET_NS)
     assert (lines[0].pid, lines[0].comm, lines[0].segs) == (4242, "trainer", 1)
 
 
@@ -128,9 +126,9 @@ def test_a_flow_without_owner_is_asked_again_in_a_later_batch(fake_proc):
     maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
     record = dict(cookie=9, ino=556, sent=10, flags=FLAG_HISTORY, state=1,
                   source=SOURCE_RETRANSMIT)
-    _, lines = maker.lines(raw_record(ts_ns=SECOND, retrans=1, **record), OFFSET_NS)
+    lines = maker.lines(raw_record(ts_ns=SECOND, retrans=1, **record), OFFSET_NS)
     assert lines[0].pid is None
     os.symlink("socket:[556]", fake_proc / "4242" / "fd" / "8")
-    _, lines = maker.lines(raw_record(ts_ns=2 * SECOND, retrans=2, prev_retrans=1, **record),
+    lines = maker.lines(raw_record(ts_ns=2 * SECOND, retrans=2, prev_retrans=1, **record),
                            OFFSET_NS)
     assert lines[0].pid == 4242

@@ -43,7 +43,7 @@ def wait_for(condition, timeout_s=10.0):
 def test_a_reader_that_keeps_up_gets_every_line_as_it_was():
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end)
-    writer.put([7, 8, 7], [line(40000, 1, "1"), line(40001, 2, "2"), line(40000, 3, "3")], 0)
+    writer.put([line(40000, 1, "1"), line(40001, 2, "2"), line(40000, 3, "3")], 0)
     lines = read_lines(read_end, lambda lines: len(lines) == 3)
     assert [(l["sport"], l["segs"], l["value"], l.get("count")) for l in lines] == [
         (40000, 1, "1", None), (40001, 2, "2", None), (40000, 3, "3", None)]
@@ -59,14 +59,13 @@ def test_behind_a_stalled_reader_lines_merge_per_flow_and_none_is_lost():
     # Fill the pipe until the writer is blocked in a write for longer than BEHIND_S.
     filler = 0
     while not writer._writing_since:
-        writer.put([filler], [line(sport=1000 + filler % 1000)], 0)
+        writer.put([line(sport=1000 + filler % 1000)], 0)
         filler += 1
         time.sleep(0.0005)
     time.sleep(BEHIND_S * 3)
     # Now the reader is behind: 300 records on three flows wait as three lines.
     for i in range(300):
-        flow = 100000 + i % 3
-        writer.put([flow], [line(sport=50000 + i % 3, segs=2, value=str(i % 100))], 0)
+        writer.put([line(sport=50000 + i % 3, segs=2, value=str(i % 100))], 0)
     lines = read_lines(read_end, lambda lines: sum(l["sport"] >= 50000 for l in lines) == 3,
                        timeout_s=30)
     assert len(lines) - 3 <= filler < capacity
@@ -74,7 +73,7 @@ def test_behind_a_stalled_reader_lines_merge_per_flow_and_none_is_lost():
     assert [(l["sport"], l["segs"], l["count"], l["value"]) for l in merged] == [
         (50000, 200, 100, "97"), (50001, 200, 100, "98"), (50002, 200, 100, "99")]
     # Caught up: lines are their own again.
-    writer.put([5], [line(sport=60000)], 0)
+    writer.put([line(sport=60000)], 0)
     assert read_lines(read_end, lambda lines: len(lines) == 1)[0].get("count") is None
     assert writer.close(1.0) == 0
     os.close(read_end)
@@ -84,18 +83,18 @@ def test_behind_a_stalled_reader_lines_merge_per_flow_and_none_is_lost():
 def test_lost_is_cumulative_on_every_line_and_counts_the_pending_bound():
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end, PendingLines(max_flows=1))
-    writer.put([1], [line()], 0)
+    writer.put([line()], 0)
     assert "lost" not in read_lines(read_end, lambda lines: len(lines) == 1)[0]
-    writer.put([1, 2], [line(), line()], 5)
+    writer.put([line(), line()], 5)
     assert [l["lost"] for l in read_lines(read_end, lambda lines: len(lines) == 2)] == [5, 5]
     while not writer._writing_since:
-        writer.put([0], [line()], 5)
+        writer.put([line()], 5)
         time.sleep(0.0005)
     time.sleep(BEHIND_S * 3)
-    writer.put([3, 4, 4], [line(), line(), line()], 7)  # flow 4 finds the bound full
+    writer.put([line(sport=3), line(sport=4), line(sport=4)], 7)  # 4 finds the bound full
     assert writer.lost == 7 + 2
     lines = read_lines(read_end, lambda lines: lines and lines[-1].get("lost") == 9)
-    assert lines[-1]["sport"] == 40000 and lines[-1].get("count") is None
+    assert lines[-1]["sport"] == 3 and lines[-1].get("count") is None
     writer.close(1.0)
     os.close(read_end)
     os.close(write_end)
@@ -105,9 +104,9 @@ def test_a_reader_that_never_resumes_bounds_the_final_flush():
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end)
     while not writer._writing_since:
-        writer.put([0], [line()], 0)
+        writer.put([line()], 0)
         time.sleep(0.0005)
-    writer.put([1], [line(sport=1)], 0)
+    writer.put([line(sport=1)], 0)
     started = time.monotonic()
     unwritten = writer.close(0.5)
     assert 0.5 <= time.monotonic() - started < 5
@@ -119,7 +118,7 @@ def test_a_reader_that_goes_away_closes_the_writer():
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end)
     os.close(read_end)
-    writer.put([1], [line()], 0)
+    writer.put([line()], 0)
     wait_for(lambda: writer.closed)
     assert writer.lines == 0
     writer.close(1.0)

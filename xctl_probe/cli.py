@@ -155,10 +155,13 @@ def stream(
     # Imported here, not at the top: --help, --version and usage errors stay
     # fast and work even where the binding is broken.
     from .loader import LoadedProbe
-    from .owners import Owners
-    from .stream import StopSignals, Stream
+    from .stop import StopSignals
 
     with StopSignals() as stop, LoadedProbe(object_path, ring_bytes=ring_kib * 1024) as probe:
+        # Only now: the load's peak of memory comes before these are in it.
+        from .owners import Owners
+        from .stream import Stream
+
         stream = Stream(probe, window, Owners(job_env), stop)
         _say(
             f"attached to {len(probe.attached)} tracepoints in "
@@ -207,6 +210,39 @@ def unit(
 
     path = exec_path or Path(sys.argv[0])
     typer.echo(unit_text(str(path.resolve()), user), nl=False)
+
+
+@app.command(help="Measure what the probe costs on this node and print the figures: "
+             "records per second through the real path (and through a C drain), kernel ns "
+             "per retransmission in a loss storm of the bench's own (a network namespace, "
+             "nftables), start-up ms, peak RSS and idle CPU. A benchmark, not a test: it "
+             "takes about a minute, needs root, and leaves nothing behind.")
+def bench(
+    object_path: Path = OBJECT_OPTION,
+    as_json: bool = typer.Option(False, "--json",
+                                 help="End with one line: a JSON object of the figures."),
+    records: int = typer.Option(1_000_000, "--records", min=1000, max=100_000_000,
+                                metavar="N", help="Synthetic records for events_per_s."),
+    flows: int = typer.Option(64, "--flows", min=1, max=65536, metavar="N",
+                              help="Flows the synthetic records are spread over."),
+    runs: int = typer.Option(3, "--runs", min=1, max=99, metavar="N",
+                             help="Loss storms to take the median of."),
+    storm_seconds: float = typer.Option(15.0, "--storm-seconds", min=1.0, max=600.0,
+                                        callback=_finite, metavar="SECONDS",
+                                        help="Length of each loss storm."),
+    starts: int = typer.Option(5, "--starts", min=1, max=99, metavar="N",
+                               help="Starts to take the median start-up time of."),
+    idle_seconds: float = typer.Option(10.0, "--idle-seconds", min=1.0, max=600.0,
+                                       callback=_finite, metavar="SECONDS",
+                                       help="Span over which idle CPU is measured."),
+) -> None:
+    from .bench import as_json as to_json
+    from .bench import run
+
+    figures = run(object_path, records, flows, runs, storm_seconds, starts, idle_seconds,
+                  lambda line: typer.echo(line))
+    if as_json:
+        typer.echo(to_json(figures))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -48,14 +48,15 @@ def _hundredths_text(hundredths: int) -> str:
     return f"{whole}.{fraction:02d}".rstrip("0").rstrip(".")
 
 
-# Every value a rate can take, made once: formatting is a large share of a line's cost.
-_RATE_TEXT = [_hundredths_text(h) for h in range(10001)]
+# Every value a rate can take, in hundredths of a percent, made once:
+# formatting is a large share of a line's cost.
+RATE_TEXT = [_hundredths_text(h) for h in range(10001)]
 
 
 def format_rate(rate: float) -> str:
     """'12.5', '0.03', '100': a decimal string with at most two decimals
     (rounded half up), as xctl's value must be."""
-    return _RATE_TEXT[int(rate * 100 + 0.5)]
+    return RATE_TEXT[int(rate * 100 + 0.5)]
 
 
 class Flow:
@@ -81,7 +82,7 @@ class Flow:
         d_sent = (sent - self.base_sent) & _U32
         if d_sent <= d_retrans:
             return "100" if d_retrans else "0"
-        return _RATE_TEXT[(d_retrans * 20000 + d_sent) // (2 * d_sent)]
+        return RATE_TEXT[(d_retrans * 20000 + d_sent) // (2 * d_sent)]
 
 
 class FlowRates:

@@ -19,101 +19,100 @@ from typing import Dict, List, Optional, Tuple
 
 import msgspec
 
-from .accounting import segs_from
+from .accounting import segs as segs_of
 from .decoder import FLAG_HISTORY, RECORD_STRUCT, SOURCE_CLOSE, Record, fields_struct
 from .event import TransportDrop, err_name, flow_event, kind, state_name
-from .flows import FlowRates
+from .flows import _U32, RATE_TEXT, FlowRates
 from .owners import Owner, Owners
 
 OWNER_TTL_S = 10.0
+# Later than any record of the batch that asked, earlier than the next batch.
+_NEXT_BATCH = 1e-6
 
 # Layout order: the loop below unpacks each tuple in this order.
-HOT_FIELDS = ("ts_ns", "cookie", "ino", "skb_segs", "retrans", "prev_retrans", "sent", "tgid",
-              "srtt_us", "err", "flags", "tcp_flags", "state", "source", "ca_state", "pending")
+HOT_FIELDS = ("ts_ns", "cookie", "retrans", "prev_retrans", "sent", "tgid", "srtt_us", "err",
+              "flags", "tcp_flags", "state", "source", "ca_state", "pending")
 _HOT = fields_struct(HOT_FIELDS)
 _COOKIE_INO = fields_struct(("cookie", "ino"))
 
-# (state, tcp_flags, ca_state, flags, pending, source) -> (state name, kind)
-_Described = Dict[Tuple[int, int, int, int, int, int], Tuple[str, Optional[str]]]
-_MAX_DESCRIBED = 4096
+# (state, tcp_flags, ca_state, flags, pending, source): what state and kind derive from.
+_Facts = Tuple[int, int, int, int, int, int]
 
 
 class _Shared:
-    """What a flow's lines share, and who it was asked of and when."""
+    """What a flow's lines share, the task it was asked for, and when to ask
+    again: after OWNER_TTL_S, or in the next batch if there was no owner.
+    ``by_facts`` holds the shared event with state and kind filled in, for
+    each set of facts they derive from that the flow has had."""
 
-    __slots__ = ("event", "owner", "tgid", "asked_at")
+    __slots__ = ("event", "owner", "tgid", "recheck_at", "by_facts")
 
     def __init__(self, event: TransportDrop, owner: Optional[Owner], tgid: int, asked_at: float):
         self.event = event
         self.owner = owner
         self.tgid = tgid
-        self.asked_at = asked_at
+        self.by_facts: Dict[_Facts, TransportDrop] = {}
+        self.recheck_at = asked_at + (OWNER_TTL_S if owner is not None else _NEXT_BATCH)
 
 
 class LineMaker:
     def __init__(self, owners: Owners, window_s: float):
         self._owners = owners
         self._rates = FlowRates(int(window_s * 1e9))
-        self._described: _Described = {}
 
     def __len__(self) -> int:
         return len(self._rates)
 
-    def lines(self, raw, offset_ns: int) -> Tuple[List[int], List[TransportDrop]]:
-        """The lines for a batch of raw records, in ring order, and the flow
-        (socket cookie) of each. ``offset_ns`` turns the kernel's monotonic
-        clock into wall-clock time."""
+    def lines(self, raw, offset_ns: int) -> List[TransportDrop]:
+        """The lines for a batch of raw records, in ring order. ``offset_ns``
+        turns the kernel's monotonic clock into wall-clock time."""
         rates = self._rates
         flow_of = rates.get
         sample = rates.sample
         slice_ns = rates.slice
-        described = self._described
+        rate_text = RATE_TEXT
         replace = msgspec.structs.replace
         now = time.monotonic()
-        stale = now - OWNER_TTL_S
         prepared = False
-        flows: List[int] = []
         lines: List[TransportDrop] = []
-        for i, (ts_ns, cookie, ino, skb_segs, retrans, prev_retrans, sent, tgid, srtt_us, err,
-                flags, tcp_flags, state, source, ca_state, pending) in enumerate(
-                    _HOT.iter_unpack(raw)):
+        add_line = lines.append
+        for i, (ts_ns, cookie, retrans, prev_retrans, sent, tgid, srtt_us, err, flags, tcp_flags,
+                state, source, ca_state, pending) in enumerate(_HOT.iter_unpack(raw)):
             if flags & FLAG_HISTORY and retrans >= prev_retrans:
                 segs = retrans - prev_retrans
             else:
-                segs = segs_from(flags, prev_retrans, retrans, source, err, skb_segs)
+                segs = segs_of(_record(raw, i))
             if segs:
                 flow = flow_of(cookie)
                 if flow is None or ts_ns - flow.sampled_at >= slice_ns:
                     flow = sample(cookie, ts_ns, retrans, sent)
                 shared = flow.shared
-                if (shared is None or shared.tgid != tgid or shared.asked_at < stale
-                        or (shared.owner is None and shared.asked_at != now)):
+                if shared is None or shared.tgid != tgid or shared.recheck_at <= now:
                     if not prepared and (shared is None or shared.owner is None):
                         self._prepare(raw, i)
                         prepared = True
                     shared = flow.shared = self._share(shared, raw, i, tgid, now)
-                key = (state, tcp_flags, ca_state, flags, pending, source)
-                text = described.get(key)
-                if text is None:
-                    text = self._describe(key)
-                flows.append(cookie)
-                lines.append(replace(
-                    shared.event,
+                facts = (state, tcp_flags, ca_state, flags, pending, source)
+                base = shared.by_facts.get(facts)
+                if base is None:
+                    base = _described(shared, facts)
+                d_retrans = (retrans - flow.base_retrans) & _U32
+                d_sent = (sent - flow.base_sent) & _U32
+                add_line(replace(
+                    base,
                     ts=(ts_ns + offset_ns) // 1_000_000,
-                    value=flow.value(retrans, sent),
+                    # Flow.value, inline: this loop is where a storm's time goes.
+                    value=rate_text[(d_retrans * 20000 + d_sent) // (2 * d_sent)]
+                    if d_sent > d_retrans else ("100" if d_retrans else "0"),
                     segs=segs,
-                    state=text[0],
-                    kind=text[1],
                     rtt_us=srtt_us or None,
                 ) if not err else replace(
-                    shared.event,
+                    base,
                     ts=(ts_ns + offset_ns) // 1_000_000,
                     value=flow.value(retrans, sent),
                     segs=segs,
                     err=err,
                     err_name=err_name(err),
-                    state=text[0],
-                    kind=text[1],
                     rtt_us=srtt_us or None,
                 ))
             if source == SOURCE_CLOSE:
@@ -121,7 +120,7 @@ class LineMaker:
                 self._owners.forget(cookie)
         if lines:
             rates.forget_idle(ts_ns)
-        return flows, lines
+        return lines
 
     def _prepare(self, raw, start: int) -> None:
         """One /proc walk, if due, for the sockets of this batch (from record
@@ -134,16 +133,29 @@ class LineMaker:
         self._owners.prepare(wanted)
 
     def _share(self, shared: Optional[_Shared], raw, i: int, tgid: int, now: float) -> _Shared:
-        record = Record(*RECORD_STRUCT.unpack_from(raw, i * RECORD_STRUCT.size))
+        record = _record(raw, i)
         owner = self._owners.owner(record.cookie, record.ino, tgid)
         if shared is not None and shared.owner == owner:
             return _Shared(shared.event, owner, tgid, now)
         return _Shared(flow_event(record, owner), owner, tgid, now)
 
-    def _describe(self, key) -> Tuple[str, Optional[str]]:
-        state, tcp_flags, ca_state, flags, pending, source = key
-        if len(self._described) >= _MAX_DESCRIBED:
-            self._described.clear()
-        text = self._described[key] = (state_name(state),
-                                       kind(source, tcp_flags, ca_state, flags, pending))
-        return text
+
+def _record(raw, i: int) -> Record:
+    """Record ``i`` of the batch, every field."""
+    return Record(*RECORD_STRUCT.unpack_from(raw, i * RECORD_STRUCT.size))
+
+
+# A flow has few sets of facts (a state or two, a kind or two); past this
+# many, something churns: start over rather than grow.
+_MAX_FACTS = 64
+
+
+def _described(shared: _Shared, facts: _Facts) -> TransportDrop:
+    """The flow's shared event with the state and kind ``facts`` give."""
+    state, tcp_flags, ca_state, flags, pending, source = facts
+    if len(shared.by_facts) >= _MAX_FACTS:
+        shared.by_facts.clear()
+    event = shared.by_facts[facts] = msgspec.structs.replace(
+        shared.event, state=state_name(state),
+        kind=kind(source, tcp_flags, ca_state, flags, pending))
+    return event

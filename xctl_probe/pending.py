@@ -2,15 +2,16 @@
 
 While stdout's reader (xctl) keeps up, every record has a line of its own.
 When it falls behind, the probe keeps draining the kernel and the lines it
-cannot write yet wait here: a new line for a flow that already has one
-waiting is merged into it, ``segs`` summed (so Σsegs stays exact), ``count``
+cannot write yet wait here: a new line for a flow (its entity, in its
+network namespace: what xctl tells apart) that already has one waiting is
+merged into it, ``segs`` summed (so Σsegs stays exact), ``count``
 the records merged, everything else (time, value, state, kind) the newest.
 The line rate drops to what the reader takes and memory stays bounded: past
 ``max_flows`` waiting flows a new flow's line is not kept but counted in
 ``dropped``, which the writer reports in-band as ``lost``.
 """
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from .event import TransportDrop
 
@@ -21,14 +22,15 @@ MAX_FLOWS = 16384
 class PendingLines:
     def __init__(self, max_flows: int = MAX_FLOWS):
         self._lines: List[TransportDrop] = []
-        self._index: Dict[int, int] = {}
+        self._index: Dict[Tuple[str, int], int] = {}
         self._max_flows = max_flows
         self.dropped = 0
 
     def __len__(self) -> int:
         return len(self._lines)
 
-    def add(self, flow: int, line: TransportDrop) -> None:
+    def add(self, line: TransportDrop) -> None:
+        flow = (line.entity_id, line.netns)
         at = self._index.get(flow)
         if at is not None:
             waiting = self._lines[at]

@@ -40,6 +40,13 @@ class RingReader:
             raise ProbeError(f"reading the BPF ring buffer failed: {os.strerror(-count)}")
         return memoryview(self._buffer)[: count * RECORD_SIZE]
 
+    def count_all(self) -> int:
+        """Consumes every record the ring holds, in C, only counting them."""
+        count = lib.xp_batch_count_all(self._batch)
+        if count < 0:
+            raise ProbeError(f"reading the BPF ring buffer failed: {os.strerror(-count)}")
+        return count
+
     def more(self) -> bool:
         return bool(lib.xp_batch_more(self._batch))
 

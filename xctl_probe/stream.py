@@ -10,9 +10,7 @@ stalled reader never stops the draining of the kernel.
 """
 
 import math
-import os
 import select
-import signal
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -21,44 +19,12 @@ from .lines import LineMaker
 from .loader import RING_MAP, LoadedProbe
 from .owners import Owners
 from .ringbuf import RingReader
+from .stop import StopSignals
 from .writer import LineWriter, StdoutClosed
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 POLL_MS = 200
 # At a stop, how long the lines still waiting may take to reach a stalled reader.
 FINAL_FLUSH_S = 2.0
-
-
-class StopSignals:
-    """SIGTERM and SIGINT as a flag, and a descriptor poll() wakes up on.
-
-    Installed by the CLI before anything is loaded, so a signal that comes
-    while the probe is still starting ends it as cleanly as one that comes
-    later: the loop sees the flag and stops at once.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self.fd = -1
-        self._wake_w = -1
-        self._previous = {}
-        self._previous_wakeup = -1
-
-    def _on_signal(self, signum, frame) -> None:
-        self.requested = True
-
-    def __enter__(self) -> "StopSignals":
-        self.fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
-        self._previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        signal.set_wakeup_fd(self._previous_wakeup)
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        os.close(self.fd)
-        os.close(self._wake_w)
 
 
 @dataclass
@@ -70,7 +36,8 @@ class Totals:
 
 
 class Stream:
-    def __init__(self, probe: LoadedProbe, window_s: float, owners: Owners, stop: StopSignals,
+    def __init__(self, probe: LoadedProbe, window_s: float, owners: Owners,
+                 stop: Optional[StopSignals] = None,
                  out_fd: int = 1):
         self._probe = probe
         self._stop = stop
@@ -87,13 +54,26 @@ class Stream:
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; xctl wants wall-clock time.
         # Taken per batch, so a step of the wall clock (NTP) shows from the next batch.
         offset_ns = time.time_ns() - time.monotonic_ns()
-        flows, lines = self._maker.lines(raw, offset_ns)
-        self._writer.put(flows, lines, self._probe.lost_records())
+        self._writer.put(self._maker.lines(raw, offset_ns), self._probe.lost_records())
         return self._ring.more()
 
     def drain(self) -> None:
         while self.pump():
             pass
+
+    @property
+    def lines_written(self) -> int:
+        return self._writer.lines
+
+    def wait_written(self, timeout_s: float) -> bool:
+        """Until every line made so far is written (or ``timeout_s``)."""
+        return self._writer.wait_written(timeout_s)
+
+    def close(self, flush_s: float) -> int:
+        """Stops reading the ring; gives waiting lines ``flush_s`` to go out.
+        The lines left unwritten."""
+        self._ring.close()
+        return self._writer.close(flush_s)
 
     def run(self, duration_s: Optional[float] = None) -> Totals:
         """Until a stop signal, stdout closing, or ``duration_s`` seconds, which
@@ -125,8 +105,7 @@ class Stream:
         except StdoutClosed:
             totals.stdout_closed = True
         finally:
-            self._ring.close()
-            totals.unwritten = self._writer.close(0 if totals.stdout_closed else FINAL_FLUSH_S)
+            totals.unwritten = self.close(0 if totals.stdout_closed else FINAL_FLUSH_S)
         totals.stdout_closed = totals.stdout_closed or self._writer.closed
         totals.lines = self._writer.lines
         totals.lost = self._writer.lost

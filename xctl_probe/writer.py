@@ -23,7 +23,7 @@ import os
 import signal
 import threading
 import time
-from typing import List, Sequence
+from typing import List
 
 import msgspec
 
@@ -44,6 +44,7 @@ class LineWriter:
         self._encoder = msgspec.json.Encoder()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._written = threading.Condition(self._lock)
         self._ready: List[TransportDrop] = []
         self._pending = pending if pending is not None else PendingLines()
         self._writing_since = 0.0
@@ -60,9 +61,9 @@ class LineWriter:
         """Records lost so far, in the kernel or to the pending bound."""
         return self._lost_in_kernel + self._pending.dropped
 
-    def put(self, flows: Sequence[int], lines: List[TransportDrop], lost_in_kernel: int) -> None:
-        """Hands over one batch: ``lines[i]`` belongs to flow ``flows[i]``;
-        ``lost_in_kernel`` is the kernel's count of records it could not queue."""
+    def put(self, lines: List[TransportDrop], lost_in_kernel: int) -> None:
+        """Hands over one batch; ``lost_in_kernel`` is the kernel's count of
+        records it could not queue."""
         with self._lock:
             self._lost_in_kernel = lost_in_kernel
             if not lines:
@@ -70,8 +71,8 @@ class LineWriter:
             since = self._writing_since
             if since and time.monotonic() - since > BEHIND_S:
                 add = self._pending.add
-                for flow, line in zip(flows, lines):
-                    add(flow, line)
+                for line in lines:
+                    add(line)
             else:
                 self._ready.extend(lines)
             self._wake.notify()
@@ -84,6 +85,13 @@ class LineWriter:
         self._thread.join(timeout_s)
         with self._lock:
             return self._taken - self.lines + len(self._ready) + len(self._pending)
+
+    def wait_written(self, timeout_s: float) -> bool:
+        """Until every line handed over is written (or ``timeout_s``)."""
+        with self._lock:
+            return self._written.wait_for(
+                lambda: self.closed or not (self._ready or len(self._pending)
+                                            or self._taken > self.lines), timeout_s)
 
     def _next(self) -> List[TransportDrop]:
         with self._lock:
@@ -111,9 +119,13 @@ class LineWriter:
             try:
                 self._write(data)
             except OSError:  # EPIPE above all: the reader is gone, and so is every later line
-                self.closed = True
+                with self._lock:
+                    self.closed = True
+                    self._written.notify_all()
                 return
-            self.lines += len(lines)
+            with self._lock:
+                self.lines += len(lines)
+                self._written.notify_all()
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)

@@ -1,0 +1,7 @@
+"""``python3 -m xctl_probe``: the same command line as xctl-probe-ebpf."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
