@@ -5,6 +5,7 @@ Shared by the tests and by the report scripts, so a figure in a report comes
 from the same scenario a test checks.
 """
 
+import fcntl
 import itertools
 import json
 import os
@@ -21,6 +22,7 @@ from xctl_contract import check_probe_line
 TESTS = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 PROBE = VENV_BIN / "xctl-probe-ebpf"
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ from Python 3.10 on
 _names = itertools.count()
 
 
@@ -146,12 +148,17 @@ class ProbeProcess:
     """The installed probe, started as xctl starts it, its stdout collected as raw lines."""
 
     def __init__(self, *args: str, interpreter: Optional[str] = None, read_stderr: bool = True,
-                 prefix: Sequence[str] = (), script: Path = PROBE):
+                 prefix: Sequence[str] = (), script: Path = PROBE,
+                 pipe_bytes: Optional[int] = None):
         cmd = [*prefix, interpreter or sys.executable, str(script), *args]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=probe_env(),
         )
+        if pipe_bytes is not None:
+            # How much the probe can write before a reader that stopped blocks it
+            # (64 KiB by default, a page at least).
+            fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, pipe_bytes)
         self.lines: List[bytes] = []
         self.arrived_ms: List[float] = []
         self._arrived = threading.Condition()

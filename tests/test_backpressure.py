@@ -1,5 +1,9 @@
 """A reader of stdout that stalls, as xctl does when it falls behind: on the
-real kernel, in a retransmission storm, against the namespace's counters."""
+real kernel, in a retransmission storm, against the namespace's counters.
+
+A stalled reader's pipe is shrunk to a page, so that even the storm of a
+slow guest kernel fills it early in the stall; one read all along gets a
+pipe of 1 MiB, so that it never waits on a test that falls behind."""
 
 import threading
 import time
@@ -11,6 +15,9 @@ from netlab import Netns, ProbeProcess, check_segs, flow_lines, wait_programs_go
 from xctl_contract import check_probe_line
 
 pytestmark = [requires_root, pytest.mark.kernels]
+
+SMALL_PIPE = 4096
+LARGE_PIPE = 1 << 20
 
 
 def storm_lines(probe, ns, ports):
@@ -24,7 +31,7 @@ def test_a_reader_stalled_8_s_mid_storm_loses_nothing():
     port = 9610
     try:
         ns.drop_one_in(5, port)
-        probe = ProbeProcess()
+        probe = ProbeProcess(pipe_bytes=SMALL_PIPE)
         before = ns.counters()
         timers = [threading.Timer(3, probe.pause), threading.Timer(11, probe.resume)]
         for timer in timers:
@@ -61,15 +68,15 @@ def test_behind_a_stalled_reader_lines_merge_per_flow():
     """Two probes see the same storm on three flows: one read all along
     (a line per record), one not read until the storm is over. The second
     gives fewer lines, the same sum of segs, and counts that add up to the
-    first one's lines."""
+    records the first one gave (its lines)."""
     ns = Netns()
     fast = stalled = None
     ports = [9620, 9621, 9622]
     try:
         for port in ports:
             ns.drop_one_in(5, port)
-        fast = ProbeProcess()
-        stalled = ProbeProcess()
+        fast = ProbeProcess(pipe_bytes=LARGE_PIPE)
+        stalled = ProbeProcess(pipe_bytes=SMALL_PIPE)
         stalled.pause()
         before = ns.counters()
         senders = [ns.spawn("--port", str(port), "--seconds", "6") for port in ports]

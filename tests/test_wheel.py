@@ -68,6 +68,7 @@ def test_the_wheel_is_manylinux_2_28_abi3_and_carries_what_it_needs(wheel):
     names = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(wheel)],
                            capture_output=True, text=True, check=True).stdout
     assert "xctl_probe/probe.bpf.o" in names and "xctl_probe/_libbpf.abi3.so" in names
+    assert "xctl_probe/bench.bpf.o" in names
     assert "xctl_probe_ebpf.libs/libelf-" in names
 
 
