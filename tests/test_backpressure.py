@@ -5,6 +5,8 @@ A stalled reader's pipe is shrunk to a page, so that even the storm of a
 slow guest kernel fills it early in the stall; one read all along gets a
 pipe of 1 MiB, so that it never waits on a test that falls behind."""
 
+import re
+import signal
 import threading
 import time
 
@@ -110,4 +112,39 @@ def test_behind_a_stalled_reader_lines_merge_per_flow():
         for probe in (fast, stalled):
             if probe is not None:
                 probe.kill()
+        ns.close()
+
+
+def test_a_reader_still_stalled_at_stop_gets_only_whole_lines():
+    """SIGTERM while the reader is stalled: the probe gives the waiting lines
+    its final flush, then exits 0 and says how many it could not write; what
+    the reader finds in the pipe afterwards is whole, valid lines only."""
+    ns = Netns()
+    probe = None
+    port = 9630
+    try:
+        ns.drop_one_in(5, port)
+        probe = ProbeProcess(pipe_bytes=SMALL_PIPE)
+        sender = ns.spawn("--port", str(port), "--seconds", "8")
+        time.sleep(2)
+        probe.pause()
+        time.sleep(4)
+        probe.proc.send_signal(signal.SIGTERM)
+        rc = probe.proc.wait(20)
+        stderr = probe.stderr_text()
+        probe.resume()
+        probe._reader.join(10)
+        ns.lift_loss()
+        sender.communicate(timeout=300)
+        print(stderr.strip())
+        assert rc == 0
+        assert re.search(r"stopped after \d+ lines; \d+ records lost; [1-9]\d* lines not written "
+                         r"\(stdout's reader stalled\)\n$", stderr), stderr
+        assert probe.lines and all(raw.endswith(b"\n") for raw in probe.lines)
+        for raw in probe.lines:
+            check_probe_line(raw)
+        wait_programs_gone()
+    finally:
+        if probe is not None:
+            probe.kill()
         ns.close()

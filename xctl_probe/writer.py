@@ -17,10 +17,15 @@ not queue plus the lines the pending bound refused, cumulative since start.
 
 xctl reads stdout line by line as it comes: nothing may sit in a buffer, so
 each batch goes out with os.write, whatever Python's own buffering would do.
+On a pipe (how xctl reads it) each write is whole lines of at most PIPE_BUF
+bytes, which the kernel writes at once or not at all: a probe that exits
+while its reader is stalled leaves no partial line behind.
 """
 
 import os
+import select
 import signal
+import stat
 import threading
 import time
 from typing import List
@@ -41,6 +46,8 @@ class StdoutClosed(Exception):
 class LineWriter:
     def __init__(self, fd: int = 1, pending: PendingLines = None):
         self._fd = fd
+        mode = os.fstat(fd).st_mode
+        self._whole_lines = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
         self._encoder = msgspec.json.Encoder()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -117,18 +124,27 @@ class LineWriter:
                 return
             data = self._encoder.encode_lines(lines)
             try:
-                self._write(data)
+                if self._whole_lines:
+                    self._write_whole_lines(data)
+                else:
+                    self._write(memoryview(data), len(lines))
             except OSError:  # EPIPE above all: the reader is gone, and so is every later line
                 with self._lock:
                     self.closed = True
                     self._written.notify_all()
                 return
-            with self._lock:
-                self.lines += len(lines)
-                self._written.notify_all()
 
-    def _write(self, data: bytes) -> None:
+    def _write_whole_lines(self, data: bytes) -> None:
         view = memoryview(data)
+        start = 0
+        while start < len(data):
+            end = data.rfind(b"\n", start, start + select.PIPE_BUF) + 1
+            if end <= start:  # one line longer than PIPE_BUF cannot go at once
+                end = data.index(b"\n", start) + 1
+            self._write(view[start:end], data.count(b"\n", start, end))
+            start = end
+
+    def _write(self, view: memoryview, lines: int) -> None:
         written = 0
         self._writing_since = time.monotonic()
         try:
@@ -136,3 +152,6 @@ class LineWriter:
                 written += os.write(self._fd, view[written:])
         finally:
             self._writing_since = 0.0
+        with self._lock:
+            self.lines += lines
+            self._written.notify_all()
