@@ -103,6 +103,7 @@ bench: install
 	$(VENV)/bin/xctl-probe-ebpf bench
 	$(VPY) tests/report_accounting.py
 	$(VPY) tests/report_owners.py
+	$(VPY) tests/report_drops.py
 	$(VPY) tests/bench_kernel_cost.py
 	$(VPY) tests/bench_throughput.py
 	$(VPY) tests/bench_slow_reader.py

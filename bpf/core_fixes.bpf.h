@@ -48,3 +48,28 @@ static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 		return 0;
 	return sk->sk_cgrp_data.cgroup->kn->id;
 }
+
+/*
+ * Linux 5.17, "net: skb: introduce kfree_skb_reason()": the kfree_skb
+ * tracepoint gained `enum skb_drop_reason reason` (its raw event struct a
+ * `reason` field); before, a drop cannot be told from a free. User space does
+ * not load the drop program on such a kernel; this guards the read anyway.
+ */
+struct trace_event_raw_kfree_skb___x {
+	enum skb_drop_reason reason;
+	void *rx_sk;
+} __attribute__((preserve_access_index));
+
+static __always_inline int kfree_skb_has_reason(void)
+{
+	return bpf_core_field_exists(struct trace_event_raw_kfree_skb___x, reason);
+}
+
+/*
+ * Linux 6.11, "net: add rx_sk to trace_kfree_skb": a fourth argument, the
+ * receiving socket when the kernel knows it.
+ */
+static __always_inline int kfree_skb_has_rx_sk(void)
+{
+	return bpf_core_field_exists(struct trace_event_raw_kfree_skb___x, rx_sk);
+}

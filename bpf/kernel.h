@@ -18,12 +18,16 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 
 /* include/net/tcp_states.h: ABI (/proc/net/tcp shows them). */
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_TIME_WAIT 6
 #define TCP_LISTEN 10
+#define TCP_NEW_SYN_RECV 12
 
 /* include/net/tcp.h: the flags of a TCP header, as tcp_skb_cb keeps them. */
 #define TCPHDR_SYN 0x02
@@ -47,7 +51,12 @@ typedef struct {
 	struct net *net;
 } possible_net_t;
 
+typedef struct {
+	__s64 counter;
+} atomic64_t;
+
 struct sock_common {
+	atomic64_t skc_cookie;
 	__be32 skc_daddr;
 	__be32 skc_rcv_saddr;
 	__be16 skc_dport;
@@ -110,8 +119,27 @@ struct request_sock {
 	__u8 num_retrans;
 };
 
+struct net_device {
+	int ifindex;
+	possible_net_t nd_net;
+};
+
 struct sk_buff {
 	char cb[48];
+	struct sock *sk;
+	struct net_device *dev;
+	int skb_iif;
+	__be16 protocol;
+	__u16 transport_header;
+	__u16 network_header;
+	unsigned char *head;
+};
+
+/* Only the names matter: CO-RE finds each one's value in the running kernel,
+ * which renumbers this enum from release to release. */
+enum skb_drop_reason {
+	SKB_NOT_DROPPED_YET = 0,
+	SKB_CONSUMED = 1,
 };
 
 /* tcp_flags is a __u8 on Linux 6.1 and a __u16 on 6.18: read it with
@@ -122,3 +150,35 @@ struct tcp_skb_cb {
 };
 
 #pragma clang attribute pop
+
+/* Wire formats (RFC 791, 8200, 9293): read from packet memory, never relocated. */
+struct xp_iphdr {
+	__u8 version_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct xp_ipv6hdr {
+	__be32 version_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct xp_tcphdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff;
+	__u8 flags;
+};

@@ -104,6 +104,8 @@ static __noinline void fill_flow(struct xp_record *r, const struct sock_common *
 	r->netns = skc->skc_net.net->ns.inum;
 
 	/* Ring buffer memory is not zeroed: every byte is written. */
+	r->reason = 0;
+	r->ifindex = 0;
 	__builtin_memset(r->saddr, 0, sizeof(r->saddr));
 	__builtin_memset(r->daddr, 0, sizeof(r->daddr));
 	if (r->family == AF_INET6 && sock_has_ipv6()) {
@@ -338,4 +340,167 @@ SEC("socket")
 int xp_report_layout(struct __sk_buff *skb)
 {
 	return retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
+}
+
+/*
+ * The socket a dropped packet belongs to, if the kernel knows it and it is a
+ * full TCP socket: the receiving socket (rx_sk, Linux 6.11+), else the one
+ * the skb is charged to. Read with probe reads: skb->sk is an RCU pointer
+ * that helpers taking a socket refuse (Linux 6.2+), and only plain fields
+ * are needed.
+ */
+static __always_inline const struct sock *drop_sock(unsigned long long *ctx,
+						    const struct sk_buff *skb)
+{
+	const struct sock *sk = NULL;
+	__u8 state;
+
+	if (kfree_skb_has_rx_sk())
+		sk = (const struct sock *)ctx[3];
+	if (!sk)
+		sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return NULL;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	/* A request or time-wait socket is only a struct sock_common. */
+	if (state == TCP_NEW_SYN_RECV || state == TCP_TIME_WAIT ||
+	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+/* A dropped packet's TCP/IP facts, as on the wire. */
+struct xp_packet {
+	__u8 saddr[XP_ADDR_LEN];
+	__u8 daddr[XP_ADDR_LEN];
+	__be16 source;
+	__be16 dest;
+	__u16 family;
+	__u8 flags;
+};
+
+/* 0 and the packet's facts if it is TCP over IPv4 or IPv6 (a first or only
+ * fragment), else -1. */
+static __always_inline int parse_packet(const struct sk_buff *skb, struct xp_packet *p)
+{
+	const unsigned char *head = skb->head;
+	__u16 network = skb->network_header, transport;
+	__be16 protocol = skb->protocol;
+	struct xp_tcphdr tcp;
+
+	if (network == (__u16)~0U)
+		return -1;
+	__builtin_memset(p, 0, sizeof(*p));
+	if (protocol == bpf_htons(ETH_P_IP)) {
+		struct xp_iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + network) ||
+		    ip.version_ihl >> 4 != 4 || ip.protocol != IPPROTO_TCP ||
+		    ip.frag_off & bpf_htons(0x1fff))
+			return -1;
+		transport = network + (ip.version_ihl & 0xf) * 4;
+		p->family = AF_INET;
+		*(__be32 *)p->saddr = ip.saddr;
+		*(__be32 *)p->daddr = ip.daddr;
+	} else if (protocol == bpf_htons(ETH_P_IPV6)) {
+		struct xp_ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + network) ||
+		    ip6.nexthdr != IPPROTO_TCP)
+			return -1;
+		transport = network + sizeof(ip6);
+		p->family = AF_INET6;
+		__builtin_memcpy(p->saddr, ip6.saddr, sizeof(p->saddr));
+		__builtin_memcpy(p->daddr, ip6.daddr, sizeof(p->daddr));
+	} else {
+		return -1;
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + transport))
+		return -1;
+	p->source = tcp.source;
+	p->dest = tcp.dest;
+	p->flags = tcp.flags;
+	return 0;
+}
+
+/* Local side first: a packet the socket sent starts from the socket's port,
+ * any other was received. */
+static __always_inline void fill_packet(struct xp_record *r, const struct xp_packet *p,
+					const struct sock *sk)
+{
+	int inbound = !sk || BPF_CORE_READ(sk, __sk_common.skc_num) != bpf_ntohs(p->source);
+
+	r->family = p->family;
+	__builtin_memcpy(r->saddr, inbound ? p->daddr : p->saddr, sizeof(r->saddr));
+	__builtin_memcpy(r->daddr, inbound ? p->saddr : p->daddr, sizeof(r->daddr));
+	r->sport = bpf_ntohs(inbound ? p->dest : p->source);
+	r->dport = bpf_ntohs(inbound ? p->source : p->dest);
+	r->tcp_flags = p->flags;
+}
+
+/*
+ * Every TCP packet the kernel drops, with or without a socket (a packet
+ * netfilter drops on input meets none), with the kernel's reason. What is not
+ * a drop (a consumed skb, where the kernel reports those here) and what is
+ * not TCP over IPv4 or IPv6 returns at once.
+ */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(xp_kfree_skb, struct sk_buff *skb, void *location)
+{
+	struct xp_packet packet;
+	const struct sock *sk;
+	struct net_device *dev;
+	struct xp_record *r;
+	__u32 reason;
+
+	if (!kfree_skb_has_reason())
+		return 0;
+	reason = (__u32)ctx[2];
+	/* Linux 6.3, "net: add SKB_CONSUMED drop reason": frees that are no drop
+	 * pass here too since. NOT_DROPPED_YET is no drop either, where it exists. */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return 0;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_NOT_DROPPED_YET) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET))
+		return 0;
+	if (parse_packet(skb, &packet))
+		return 0;
+	sk = drop_sock(ctx, skb);
+	r = reserve_record();
+	if (!r)
+		return 0;
+	fill_packet(r, &packet, sk);
+	r->ts_ns = bpf_ktime_get_ns();
+	r->tgid = bpf_get_current_pid_tgid() >> 32;
+	dev = skb->dev;
+	r->ifindex = dev ? dev->ifindex : skb->skb_iif;
+	r->netns = dev ? dev->nd_net.net->ns.inum : 0;
+	r->cookie = 0;
+	r->ino = 0;
+	r->cgroup_id = 0;
+	r->state = 0;
+	if (sk) {
+		/* The cookie if the socket has one already (a retransmission gave it
+		 * one): user space then keys the flow as it keys retransmissions. */
+		r->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		r->ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+		r->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		r->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		if (bpf_core_field_exists(struct sock_cgroup_data, cgroup))
+			r->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	}
+	r->skb_segs = 1;
+	r->retrans = 0;
+	r->prev_retrans = 0;
+	r->sent = 0;
+	r->srtt_us = 0;
+	r->err = 0;
+	r->flags = 0;
+	r->source = XP_SRC_DROP;
+	r->ca_state = 0;
+	r->pending = 0;
+	r->reason = reason;
+	submit_record(r);
+	return 0;
 }

@@ -18,6 +18,7 @@ enum xp_source {
 	XP_SRC_RETRANSMIT = 1,	/* tcp:tcp_retransmit_skb */
 	XP_SRC_SYNACK = 2,	/* tcp:tcp_retransmit_synack */
 	XP_SRC_CLOSE = 3,	/* tcp:tcp_destroy_sock, for a socket with retransmissions to settle */
+	XP_SRC_DROP = 4,	/* skb:kfree_skb: a TCP packet the kernel dropped */
 };
 
 /*
@@ -66,4 +67,6 @@ struct xp_record {
 	__u8 pending;		/* inet_connection_sock.icsk_pending: the timer that is due */
 	__u8 saddr[XP_ADDR_LEN];	/* local address; IPv4 in the first 4 bytes */
 	__u8 daddr[XP_ADDR_LEN];	/* remote address */
+	__u32 reason;		/* a drop's enum skb_drop_reason, as the running kernel numbers it */
+	__u32 ifindex;		/* a drop's network device, 0 if none */
 };

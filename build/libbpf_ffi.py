@@ -48,6 +48,8 @@ struct bpf_program *bpf_object__find_program_by_name(const struct bpf_object *ob
 const char *bpf_program__name(const struct bpf_program *prog);
 const char *bpf_program__section_name(const struct bpf_program *prog);
 int bpf_program__fd(const struct bpf_program *prog);
+int bpf_program__set_autoload(struct bpf_program *prog, _Bool autoload);
+_Bool bpf_program__autoload(const struct bpf_program *prog);
 struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
 int bpf_link__destroy(struct bpf_link *link);
 struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj,
@@ -66,6 +68,14 @@ int xp_test_run_data(int prog_fd, const void *data, uint32_t size, uint32_t repe
 int xp_enable_run_time_stats(void);
 int xp_next_program(uint32_t *id, char *name, size_t name_size, uint64_t *run_time_ns,
                     uint64_t *run_cnt);
+
+struct xp_enum_member {
+    char type[64];
+    char name[96];
+    int64_t value;
+};
+int xp_btf_enum_members(const char *path, const char *needle, struct xp_enum_member *out,
+                        int max);
 
 struct xp_batch;
 struct xp_batch *xp_batch_new(int ring_map_fd, size_t max_records);
@@ -88,6 +98,9 @@ C_SOURCE = r"""
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <bpf/btf.h>
+#include <fcntl.h>
+#include <linux/btf.h>
+#include <sys/stat.h>
 #include "record.h"
 
 /*
@@ -219,6 +232,141 @@ int xp_next_program(uint32_t *id, char *name, size_t name_size, uint64_t *run_ti
     *run_time_ns = info.run_time_ns;
     *run_cnt = info.run_cnt;
     return 0;
+}
+
+struct xp_enum_member {
+    char type[64];
+    char name[96];
+    int64_t value;
+};
+
+/* Bytes that follow a struct btf_type of this kind; -1 for a kind unknown here. */
+static long xp_btf_extra(uint32_t kind, uint32_t vlen)
+{
+    switch (kind) {
+    case BTF_KIND_INT: case BTF_KIND_VAR: case BTF_KIND_DECL_TAG:
+        return 4;
+    case BTF_KIND_PTR: case BTF_KIND_FWD: case BTF_KIND_TYPEDEF: case BTF_KIND_VOLATILE:
+    case BTF_KIND_CONST: case BTF_KIND_RESTRICT: case BTF_KIND_FUNC: case BTF_KIND_FLOAT:
+    case BTF_KIND_TYPE_TAG:
+        return 0;
+    case BTF_KIND_ARRAY:
+        return sizeof(struct btf_array);
+    case BTF_KIND_STRUCT: case BTF_KIND_UNION:
+        return (long)vlen * sizeof(struct btf_member);
+    case BTF_KIND_ENUM:
+        return (long)vlen * sizeof(struct btf_enum);
+    case BTF_KIND_FUNC_PROTO:
+        return (long)vlen * sizeof(struct btf_param);
+    case BTF_KIND_DATASEC:
+        return (long)vlen * sizeof(struct btf_var_secinfo);
+    case BTF_KIND_ENUM64:
+        return (long)vlen * sizeof(struct btf_enum64);
+    default:
+        return -1;
+    }
+}
+
+/*
+ * The members of every enum in a BTF file whose name contains ``needle``
+ * (name, member, value), walking the file's types directly: libbpf's parser
+ * would hold the kernel's 5 MB of BTF twice over, and the probe needs only a
+ * few enums. Returns how many there are (more than ``max`` means: call again
+ * with room for them all), or -errno (-EPROTO: not BTF this code knows).
+ */
+int xp_btf_enum_members(const char *path, const char *needle, struct xp_enum_member *out,
+                        int max)
+{
+    const struct btf_header *hdr;
+    const char *types, *strings;
+    unsigned char *data = NULL;
+    struct stat st;
+    size_t size = 0, capacity = 0, off;
+    ssize_t got;
+    int fd, count = 0, err = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    /* Room for the end-of-file read too, so a file of the size stat() gives is
+     * read without growing the buffer; a file that grew is read all the same. */
+    capacity = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1 : 1 << 20;
+    data = malloc(capacity);
+    if (!data) {
+        err = -ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (size == capacity) {
+            unsigned char *bigger;
+
+            capacity *= 2;
+            bigger = realloc(data, capacity);
+            if (!bigger) {
+                err = -ENOMEM;
+                goto out;
+            }
+            data = bigger;
+        }
+        got = read(fd, data + size, capacity - size);
+        if (got < 0) {
+            err = -errno;
+            goto out;
+        }
+        if (!got)
+            break;
+        size += got;
+    }
+    hdr = (const void *)data;
+    if (size < sizeof(*hdr) || hdr->magic != BTF_MAGIC ||
+        (size_t)hdr->hdr_len + hdr->type_off + hdr->type_len > size ||
+        (size_t)hdr->hdr_len + hdr->str_off + hdr->str_len > size) {
+        err = -EPROTO;
+        goto out;
+    }
+    types = (const char *)data + hdr->hdr_len + hdr->type_off;
+    strings = (const char *)data + hdr->hdr_len + hdr->str_off;
+    for (off = 0; off + sizeof(struct btf_type) <= hdr->type_len;) {
+        const struct btf_type *t = (const void *)(types + off);
+        uint32_t kind = BTF_INFO_KIND(t->info), vlen = BTF_INFO_VLEN(t->info), i;
+        long extra = xp_btf_extra(kind, vlen);
+        const char *name;
+
+        if (extra < 0 || off + sizeof(*t) + extra > hdr->type_len ||
+            t->name_off >= hdr->str_len) {
+            err = -EPROTO;
+            goto out;
+        }
+        name = strings + t->name_off;
+        if ((kind == BTF_KIND_ENUM || kind == BTF_KIND_ENUM64) && strstr(name, needle)) {
+            for (i = 0; i < vlen; i++, count++) {
+                uint32_t member_off;
+                int64_t value;
+
+                if (kind == BTF_KIND_ENUM) {
+                    const struct btf_enum *e = (const void *)(t + 1);
+
+                    member_off = e[i].name_off;
+                    value = BTF_INFO_KFLAG(t->info) ? (int64_t)e[i].val : (uint32_t)e[i].val;
+                } else {
+                    const struct btf_enum64 *e = (const void *)(t + 1);
+
+                    member_off = e[i].name_off;
+                    value = (int64_t)(((uint64_t)e[i].val_hi32 << 32) | e[i].val_lo32);
+                }
+                if (count >= max || member_off >= hdr->str_len)
+                    continue;
+                snprintf(out[count].type, sizeof(out[count].type), "%s", name);
+                snprintf(out[count].name, sizeof(out[count].name), "%s", strings + member_off);
+                out[count].value = value;
+            }
+        }
+        off += sizeof(*t) + extra;
+    }
+out:
+    free(data);
+    close(fd);
+    return err ? err : count;
 }
 
 struct xp_batch {

@@ -22,7 +22,7 @@ pytestmark = requires_root
 
 FINDING = re.compile(r"^(ok|warn|FAIL) +[a-z]+: \S")
 HOOKS = ["tcp:tcp_retransmit_skb", "tcp:tcp_retransmit_synack", "sock:inet_sock_set_state",
-         "tcp:tcp_destroy_sock"]
+         "tcp:tcp_destroy_sock", "skb:kfree_skb"]
 
 
 def as_nobody_with(caps):
@@ -48,6 +48,8 @@ def test_check_on_this_host():
     assert [line.split(": ")[1].split()[0] for line in lines if " hook: " in line] == HOOKS
     layout = "6.17+" if has_struct(KERNEL_BTF, "trace_event_raw_tcp_retransmit_skb") else "before"
     assert any(line.startswith("ok   layout: ") and layout in line for line in lines)
+    assert any(re.match(r"ok   drops: \d+ drop reasons named by this kernel's BTF$", line)
+               for line in lines), lines
     assert any(line.startswith("ok   owners: ") for line in lines)
 
 
@@ -141,7 +143,8 @@ def test_unit_is_accepted_by_systemd_and_grants_only_the_service_set(tmp_path):
 
 
 BENCH_KEYS = {"events_per_s", "drain_per_s", "drain_ratio", "bpf_ns_per_event", "startup_ms",
-              "rss_mb", "idle_cpu_pct", "programs_ns_per_call"}
+              "rss_mb", "idle_cpu_pct", "programs_ns_per_call", "drop_ns_reported",
+              "drop_ns_ignored"}
 
 
 def test_bench_prints_its_figures_and_ends_with_them_as_json():
@@ -165,8 +168,10 @@ def test_bench_prints_its_figures_and_ends_with_them_as_json():
     assert figures["programs_ns_per_call"]["xp_tcp_retransmit_skb"] == figures["bpf_ns_per_event"]
     assert set(figures["programs_ns_per_call"]) == {
         "xp_tcp_retransmit_skb", "xp_tcp_retransmit_synack", "xp_inet_sock_set_state",
-        "xp_tcp_destroy_sock"}
+        "xp_tcp_destroy_sock", "xp_kfree_skb"}
     assert figures["startup_ms"] > 0 and figures["rss_mb"] > 0 and figures["idle_cpu_pct"] >= 0
+    # The storm's nftables drops ran the drop program, and so did the ignored UDP drops.
+    assert figures["drop_ns_reported"] > 0 and figures["drop_ns_ignored"] > 0
     # It leaves nothing behind: no namespace, no program.
     assert "xctl-bench" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                               text=True).stdout

@@ -23,7 +23,7 @@ def test_loader_reports_the_layout_the_kernel_btf_has():
     with LoadedProbe() as probe:
         assert probe.err_layout is kernel_has_err
         assert ("6.17+" in probe.layout) is kernel_has_err
-        assert len(probe.attached) == 4
+        assert len(probe.attached) == 5
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_old_layout_path_is_chosen_by_core_and_runs(pre_617_btf):
     with LoadedProbe(btf_path=pre_617_btf) as probe:
         assert probe.err_layout is False
         assert "before Linux 6.17" in probe.layout
-        assert len(probe.attached) == 4
+        assert len(probe.attached) == 5
 
         # The old path, attached to this kernel's tracepoint, still reports.
         ring = RingReader(probe.map_fd(RING_MAP))

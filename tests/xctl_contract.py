@@ -66,6 +66,10 @@ def check_probe_line(raw: bytes) -> dict:
         raise ContractError(f"entity_id is not a flow: {event['entity_id']!r}")
     if event.get("pid") == 0:
         raise ContractError("pid 0 must never be sent")
+    if event.get("kind") == "drop":
+        if not event["value"].isdigit():
+            raise ContractError(f"a drop's value is not a count: {event['value']!r}")
+        return event
     rate = float(event["value"])
     if not math.isfinite(rate) or not 0 <= rate <= 100:
         raise ContractError(f"value is not a rate in percent: {event['value']!r}")

@@ -15,13 +15,17 @@ to compare, as ratios within one run where it can.
   (the kernel's own run-time statistics) during a real loss storm the bench
   makes in a network namespace of its own (eight connections over loopback
   at MTU 1500, one packet in five dropped by nftables), the median of --runs
-  storms; the other programs' ns per call beside it.
+  storms; the other programs' ns per call beside it. drop_ns_reported is the
+  drop program's, in those storms (nftables' drops, each reported);
+  drop_ns_ignored its cost per call for drops it ignores (UDP datagrams to a
+  closed port).
 - startup_ms: from starting the probe to its "attached" line, as xctl
   starts it, the median of --starts starts; rss_mb: the probe's peak RSS
   over the idle period and the storms; idle_cpu_pct: the CPU the probe used
   over --idle-seconds with no retransmission to report.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,6 +50,8 @@ BENCH_PROGRAM = "xp_bench_record"
 # struct xp_bench_config in bpf/bench.bpf.c: ino, flows, netns.
 _CONFIG = struct.Struct("=QII")
 RETRANSMIT_PROGRAM = "xp_tcp_retransmit_skb"
+DROP_PROGRAM = "xp_kfree_skb"
+IGNORED_DROPS = 20000
 # Room for 139,000 records: the bench fills three quarters of it per round.
 BENCH_RING_BYTES = 16 << 20
 STORM_PORT = 9000
@@ -80,6 +86,15 @@ for thread in threads:
     thread.start()
 for thread in threads:
     thread.join()
+"""
+
+
+_UDP_TO_CLOSED_PORT = """
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(count):
+    sender.sendto(b"x", ("127.0.0.1", port))
 """
 
 
@@ -245,17 +260,27 @@ def _run(*cmd: str, **kwargs) -> None:
         raise ProbeError(f"bench: {' '.join(cmd)} failed ({result.returncode}): {why}")
 
 
-def storm(seconds: float, port: int, connections: int = STORM_CONNECTIONS) -> None:
-    """Bulk TCP over loopback in a namespace of its own, ``connections`` at
-    once, one packet in five dropped."""
+@contextlib.contextmanager
+def _namespace():
+    """A network namespace of the bench's own, loopback up at MTU 1500 (segments
+    of 1448 bytes, as on a real link, rather than 64 KiB loopback ones); yields
+    a function that runs a command inside it."""
     name = f"xctl-bench-{os.getpid()}"
     _run("ip", "netns", "add", name)
     try:
         def inside(*cmd: str, **kwargs):
             _run("ip", "netns", "exec", name, *cmd, **kwargs)
 
-        # Segments of 1448 bytes, as on a real link, rather than 64 KiB loopback ones.
         inside("ip", "link", "set", "lo", "up", "mtu", "1500", "gso_max_size", "1500")
+        yield name, inside
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def storm(seconds: float, port: int, connections: int = STORM_CONNECTIONS) -> None:
+    """Bulk TCP over loopback in a namespace of its own, ``connections`` at
+    once, one packet in five dropped."""
+    with _namespace() as (name, inside):
         inside("nft", "-f", "-", input=(
             "table inet xctl_bench {\n chain in {\n  type filter hook input priority 0;\n"
             f"  tcp dport {port} numgen random mod 5 == 0 drop\n }}\n}}\n"), text=True)
@@ -263,15 +288,19 @@ def storm(seconds: float, port: int, connections: int = STORM_CONNECTIONS) -> No
                                    str(port), str(seconds), str(connections)])
         try:
             time.sleep(seconds)
-            # Lift the loss, so the connection closes without a long backoff.
+            # Lift the loss, so the connections close without a long backoff.
             inside("nft", "flush", "ruleset")
             sender.wait(120)
         finally:
             if sender.poll() is None:
                 sender.kill()
                 sender.wait()
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def udp_drops(count: int, port: int) -> None:
+    """``count`` UDP datagrams to a closed port: each a drop the probe ignores."""
+    with _namespace() as (_, inside):
+        inside(sys.executable, "-c", _UDP_TO_CLOSED_PORT, str(port), str(count))
 
 
 def storm_tools_missing() -> Optional[str]:
@@ -338,6 +367,9 @@ def _storms(pid: int, runs: int, seconds: float, say: Callable[[str], None]
             say(f"storm {run + 1}/{runs}: {RETRANSMIT_PROGRAM} {calls} records, {ns:.0f} ns "
                 "per record" + ("" if calls >= MIN_STORM_RECORDS else
                                 f" (fewer than {MIN_STORM_RECORDS}: raise --storm-seconds)"))
+        before = program_stats(ids)
+        udp_drops(IGNORED_DROPS, STORM_PORT)
+        after = program_stats(ids)
     finally:
         os.close(stats_fd)
     programs = {}
@@ -346,6 +378,11 @@ def _storms(pid: int, runs: int, seconds: float, say: Callable[[str], None]
         costs = [run[name][1] for run in per_run if name in run and run[name][0]]
         programs[name] = {"calls_per_run": statistics.median(calls),
                           "ns_per_call": round(statistics.median(costs)) if costs else None}
+    if DROP_PROGRAM in after:
+        d_time = after[DROP_PROGRAM][0] - before[DROP_PROGRAM][0]
+        d_calls = after[DROP_PROGRAM][1] - before[DROP_PROGRAM][1]
+        programs[DROP_PROGRAM]["ignored_calls"] = d_calls
+        programs[DROP_PROGRAM]["ignored_ns_per_call"] = round(d_time / d_calls) if d_calls else None
     return programs
 
 
@@ -379,6 +416,13 @@ def run(object_path: Path, records: int, flows: int, runs: int, storm_seconds: f
     if "programs" in cost:
         figures["programs_ns_per_call"] = {
             name: program["ns_per_call"] for name, program in cost["programs"].items()}
+        drop = cost["programs"].get(DROP_PROGRAM)
+        if drop is not None:
+            figures["drop_ns_reported"] = drop["ns_per_call"]
+            figures["drop_ns_ignored"] = drop.get("ignored_ns_per_call")
+            say(f"{DROP_PROGRAM + ' ignored':28} {drop.get('ignored_ns_per_call')!s:>6} ns per "
+                f"call: {drop.get('ignored_calls', 0):,} UDP datagrams to a closed port (not TCP); "
+                "reported: the storms' TCP drops above")
     say(f"bpf_ns_per_event {figures['bpf_ns_per_event']!s:>11}  {RETRANSMIT_PROGRAM}, "
         f"kernel time per record")
     say(f"rss_mb         {figures['rss_mb']:13}  peak, over the idle period and the storms")

@@ -34,9 +34,10 @@ EPILOG = f"""Output: one JSON object per line on stdout, the event format of xct
 "network-<saddr>-<daddr>-<sport>-<dport>", job_id and pid of the socket's
 owner when known, value (the flow's retransmission rate in percent over
 --window), then comm, family, saddr, daddr, sport, dport, segs, err,
-err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack), rtt_us,
-cgroup_id, netns, lost (cumulative) and count (records merged behind a
-slow reader), each when known.
+err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack, or drop
+for a TCP packet the kernel dropped, with reason and reason_code: the running
+kernel's name and number), rtt_us, cgroup_id, netns, lost (cumulative) and
+count (records merged behind a slow reader), each when known.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 
@@ -103,8 +104,9 @@ OBJECT_OPTION = typer.Option(
 
 
 @app.callback(
-    help="Stream every TCP retransmission on this node as xctl JSONL events on stdout "
-    "(no command: how xctl runs it), or run one of the commands below.",
+    help="Stream every TCP retransmission on this node, and every TCP packet the kernel "
+    "drops, as xctl JSONL events on stdout (no command: how xctl runs it), or run one of "
+    "the commands below.",
     epilog=EPILOG,
 )
 def stream(
@@ -146,6 +148,10 @@ def stream(
         help="Stop after this long, exactly as SIGTERM would (exit 0, last records "
         "delivered). Default: stream until stopped.",
     ),
+    no_drops: bool = typer.Option(
+        False, "--no-drops",
+        help="Report retransmissions only, not the TCP packets the kernel drops.",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
@@ -154,15 +160,24 @@ def stream(
         return
     # Imported here, not at the top: --help, --version and usage errors stay
     # fast and work even where the binding is broken.
-    from .loader import LoadedProbe
+    from .drop_reasons import DropReasons
+    from .loader import KERNEL_BTF, LoadedProbe
     from .stop import StopSignals
 
-    with StopSignals() as stop, LoadedProbe(object_path, ring_bytes=ring_kib * 1024) as probe:
+    reasons = None
+    if not no_drops and KERNEL_BTF.is_file():
+        reasons = DropReasons(KERNEL_BTF)
+        if not reasons.available:
+            _say("drops: not reported: this kernel's skb:kfree_skb carries no drop reason "
+                 "(Linux 5.17+); reporting retransmissions only")
+            reasons = None
+    with StopSignals() as stop, LoadedProbe(object_path, ring_bytes=ring_kib * 1024,
+                                            drops=reasons is not None) as probe:
         # Only now: the load's peak of memory comes before these are in it.
         from .owners import Owners
         from .stream import Stream
 
-        stream = Stream(probe, window, Owners(job_env), stop)
+        stream = Stream(probe, window, Owners(job_env), stop, reasons=reasons)
         _say(
             f"attached to {len(probe.attached)} tracepoints in "
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}"

@@ -66,6 +66,7 @@ Record.__doc__ = "One struct xp_record, field for field (see bpf/record.h)."
 SOURCE_RETRANSMIT = lib.XP_SRC_RETRANSMIT
 SOURCE_SYNACK = lib.XP_SRC_SYNACK
 SOURCE_CLOSE = lib.XP_SRC_CLOSE
+SOURCE_DROP = lib.XP_SRC_DROP
 FLAG_ERR_LAYOUT = lib.XP_F_ERR_LAYOUT
 FLAG_HISTORY = lib.XP_F_HISTORY
 FLAG_UNDO_MARKER = lib.XP_F_UNDO_MARKER

@@ -110,7 +110,7 @@ def state_name(state: int) -> str:
     return TCP_STATES.get(state) or f"UNKNOWN_{state}"
 
 
-Kind = Literal["rto", "noncongestion", "fast", "tlp", "syn", "synack"]
+Kind = Literal["rto", "noncongestion", "fast", "tlp", "syn", "synack", "drop"]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -118,7 +118,7 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 # The annotations are the contract for readers: ``describe`` publishes the
 # JSON Schema generated from them, docstring included.
 class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
-    """One line of output: a retransmission on one flow."""
+    """One line of output: a retransmission on one flow, or a packet of it dropped."""
 
     ts: Annotated[int, msgspec.Meta(ge=0, description="epoch milliseconds")]
     event_type: Literal["transport.drop"]
@@ -127,18 +127,24 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     pid: Optional[Positive] = None
     value: Annotated[str, msgspec.Meta(
         pattern=r"^[0-9]+(\.[0-9]+)?$",
-        description="the flow's retransmission rate over the window, percent")]
+        description="the flow's retransmission rate over the window, percent; for a drop, "
+        "the flow's drops over the window")]
     comm: Optional[str] = None
     family: Literal["ipv4", "ipv6"]
     saddr: str
     daddr: str
     sport: Port
     dport: Port
-    segs: Annotated[int, msgspec.Meta(ge=1, description="segments this line accounts for")]
+    segs: Annotated[int, msgspec.Meta(
+        ge=1, description="segments this line accounts for (packets, for a drop)")]
     err: int
     err_name: Optional[str] = None
-    state: str
+    state: Optional[str] = None
     kind: Optional[Kind] = None
+    reason: Optional[Annotated[str, msgspec.Meta(
+        description="why the kernel dropped the packet, in its own words (kind drop)")]] = None
+    reason_code: Optional[Annotated[int, msgspec.Meta(
+        ge=0, description="the running kernel's number for reason")]] = None
     rtt_us: Optional[Positive] = None
     cgroup_id: Optional[Positive] = None
     netns: int
@@ -190,7 +196,6 @@ def flow_event(record: Record, owner: Optional[Owner] = None) -> TransportDrop:
         dport=record.dport,
         segs=1,
         err=0,
-        state="",
         cgroup_id=record.cgroup_id or None,
         netns=record.netns,
     )
@@ -218,4 +223,19 @@ def to_event(
         kind=kind_of(record),
         rtt_us=record.srtt_us or None,
         lost=lost,
+    )
+
+
+def drop_event(record: Record, ts_ms: int, value: str, reason: str,
+               owner: Optional[Owner] = None) -> TransportDrop:
+    """The line for a dropped packet: ``reason`` is the kernel's name of record.reason."""
+    return msgspec.structs.replace(
+        flow_event(record, owner),
+        ts=ts_ms,
+        value=value,
+        segs=record.skb_segs,
+        state=state_name(record.state) if record.state else None,
+        kind="drop",
+        reason=reason,
+        reason_code=record.reason,
     )

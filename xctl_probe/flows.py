@@ -156,3 +156,50 @@ class FlowRates:
 
     def forget(self, flow: int) -> None:
         self._flows.pop(flow, None)
+
+
+class DropCounts:
+    """Each flow's drops over the last ``window``, the ``value`` of a drop
+    line: counts per slice of the window (a sixteenth), so the span counted
+    is the window plus at most a slice. Flows are forgotten after ``max_idle``
+    without a drop and, past ``max_flows``, least recently dropped first."""
+
+    def __init__(self, window_ns: int, max_flows: int = MAX_FLOWS, max_idle_ns: int = 0):
+        self._window = window_ns
+        self._slice = max(window_ns // 16, 1)
+        self._max_flows = max_flows
+        self._max_idle = max_idle_ns or max(IDLE_WINDOWS * window_ns, MIN_IDLE_NS)
+        # flow -> [slice number, drops in it] oldest first
+        self._flows: Dict[Any, Deque[list]] = {}
+        self._swept_at = 0
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def add(self, flow, ts_ns: int, packets: int = 1) -> int:
+        """Counts ``packets`` dropped at ``ts_ns``; the flow's drops over the window."""
+        self._forget_idle(ts_ns)
+        slices = self._flows.get(flow)
+        if slices is None:
+            if len(self._flows) >= self._max_flows:
+                by_age = sorted(self._flows, key=lambda key: self._flows[key][-1][0])
+                for key in by_age[: max(1, len(by_age) // 4)]:
+                    del self._flows[key]
+            slices = self._flows[flow] = deque()
+        now = ts_ns // self._slice
+        if slices and slices[-1][0] == now:
+            slices[-1][1] += packets
+        else:
+            slices.append([now, packets])
+        oldest = (ts_ns - self._window) // self._slice
+        while slices[0][0] < oldest:
+            slices.popleft()
+        return sum(count for _, count in slices)
+
+    def _forget_idle(self, now_ns: int) -> None:
+        if now_ns - self._swept_at < self._slice:
+            return
+        self._swept_at = now_ns
+        newest_idle = (now_ns - self._max_idle) // self._slice
+        for flow in [f for f, slices in self._flows.items() if slices[-1][0] <= newest_idle]:
+            del self._flows[flow]

@@ -12,6 +12,10 @@ its state and kind are looked up by the fields they are derived from.
 The owner is asked again when the record names another task (a socket
 shared across fork), once per batch while the flow has none yet, and every
 OWNER_TTL_S, so a process that changes its name or job shows it.
+
+A dropped packet's record takes a path of its own: decoded whole, counted
+per flow over the window, its owner from the socket the kernel named or,
+failing that, from the socket of its four-tuple in its namespace.
 """
 
 import time
@@ -20,10 +24,12 @@ from typing import Dict, List, Optional, Tuple
 import msgspec
 
 from .accounting import segs as segs_of
-from .decoder import FLAG_HISTORY, RECORD_STRUCT, SOURCE_CLOSE, Record, fields_struct
-from .event import TransportDrop, err_name, flow_event, kind, state_name
-from .flows import _U32, RATE_TEXT, FlowRates
+from .decoder import FLAG_HISTORY, RECORD_STRUCT, SOURCE_CLOSE, SOURCE_DROP, Record, fields_struct
+from .drop_reasons import DropReasons
+from .event import TransportDrop, drop_event, err_name, flow_event, kind, state_name
+from .flows import _U32, RATE_TEXT, DropCounts, FlowRates
 from .owners import Owner, Owners
+from .sockets import SocketsByTuple
 
 OWNER_TTL_S = 10.0
 # Later than any record of the batch that asked, earlier than the next batch.
@@ -56,9 +62,12 @@ class _Shared:
 
 
 class LineMaker:
-    def __init__(self, owners: Owners, window_s: float):
+    def __init__(self, owners: Owners, window_s: float, reasons: Optional[DropReasons] = None):
         self._owners = owners
         self._rates = FlowRates(int(window_s * 1e9))
+        self._drops = DropCounts(int(window_s * 1e9))
+        self._reasons = reasons
+        self._sockets = SocketsByTuple()
 
     def __len__(self) -> int:
         return len(self._rates)
@@ -78,6 +87,9 @@ class LineMaker:
         add_line = lines.append
         for i, (ts_ns, cookie, retrans, prev_retrans, sent, tgid, srtt_us, err, flags, tcp_flags,
                 state, source, ca_state, pending) in enumerate(_HOT.iter_unpack(raw)):
+            if source == SOURCE_DROP:
+                add_line(self._drop_line(_record(raw, i), offset_ns))
+                continue
             if flags & FLAG_HISTORY and retrans >= prev_retrans:
                 segs = retrans - prev_retrans
             else:
@@ -121,6 +133,23 @@ class LineMaker:
         if lines:
             rates.forget_idle(ts_ns)
         return lines
+
+    def _drop_line(self, record: Record, offset_ns: int) -> TransportDrop:
+        """A dropped packet's line. Drops are the rare path: each is decoded whole."""
+        # The packet's flow: a socket's cookie may come only later in its life.
+        flow = (record.netns, record.saddr, record.daddr, record.sport, record.dport)
+        drops = self._drops.add(flow, record.ts_ns, record.skb_segs)
+        ino = record.ino or self._sockets.inode(record.netns, record.saddr, record.sport,
+                                                record.daddr, record.dport)
+        if ino:
+            self._owners.prepare((ino,))
+        # Keyed by the flow, an owner found once stays with it after its socket
+        # has lost its file (closed, its last packets still in flight).
+        owner = self._owners.owner(flow, ino, record.tgid)
+        reason = (self._reasons.name(record.reason) if self._reasons is not None
+                  else f"UNKNOWN_{record.reason}")
+        return drop_event(record, (record.ts_ns + offset_ns) // 1_000_000, str(drops), reason,
+                          owner)
 
     def _prepare(self, raw, start: int) -> None:
         """One /proc walk, if due, for the sockets of this batch (from record

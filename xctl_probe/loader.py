@@ -31,7 +31,9 @@ TRACEPOINTS = {
     "tcp_retransmit_synack": "tcp:tcp_retransmit_synack",
     "tcp_destroy_sock": "tcp:tcp_destroy_sock",
     "inet_sock_set_state": "sock:inet_sock_set_state",
+    "kfree_skb": "skb:kfree_skb",
 }
+DROP_PROGRAM = "xp_kfree_skb"
 
 def check_privileges() -> None:
     if capabilities.can_load(capabilities.effective()):
@@ -61,7 +63,7 @@ class LoadedProbe:
     """The object loaded and attached; ``close()`` (or ``with``) removes it all."""
 
     def __init__(self, object_path: Path = DEFAULT_OBJECT, btf_path: Optional[Path] = None,
-                 ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True):
+                 ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True, drops: bool = True):
         if not Path(object_path).is_file():
             raise BadInstall(
                 f"BPF object {object_path} not found; reinstall the package (make install) "
@@ -77,6 +79,8 @@ class LoadedProbe:
         try:
             self._open(Path(object_path), btf_path)
             self._size_ring(ring_bytes)
+            if not drops:
+                self._leave_out(DROP_PROGRAM)
             self._load()
             self._lost_fd = self.map_fd(LOST_MAP)
             self.err_layout = self._report_layout()
@@ -109,6 +113,12 @@ class LoadedProbe:
         if err:
             raise ProbeError(f"cannot size the ring buffer to {ring_bytes} bytes: "
                              f"{os.strerror(err)}")
+
+    def _leave_out(self, name: str) -> None:
+        prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if prog == ffi.NULL:
+            raise BadInstall(f"BPF object has no program {name}; reinstall the package")
+        lib.bpf_program__set_autoload(prog, False)
 
     def _load(self) -> None:
         lib.xp_reset_libbpf_log()
@@ -143,6 +153,8 @@ class LoadedProbe:
 
     def _tracing_programs(self):
         for prog in self._programs():
+            if not lib.bpf_program__autoload(prog):
+                continue
             section = ffi.string(lib.bpf_program__section_name(prog)).decode()
             if section.startswith("tp_btf/"):
                 yield prog, section

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, List, NamedTuple, Tuple
 
 from . import capabilities
+from .drop_reasons import DropReasons
 from .errors import EXIT_NO_BTF, EXIT_NO_PRIVILEGE, EXIT_OK, ProbeError
 from .loader import KERNEL_BTF, LoadedProbe
 
@@ -47,9 +48,21 @@ def _capabilities(mask: int) -> Tuple[Finding, int]:
     return Finding("warn" if lacks else "ok", "capabilities", text), EXIT_OK
 
 
-def _hooks(object_path: Path) -> Tuple[List[Finding], int]:
+def _drops() -> Tuple[Finding, bool]:
+    """Whether drops can be reported: the kernel names its drop reasons in BTF."""
     try:
-        with LoadedProbe(object_path) as probe:
+        reasons = DropReasons(KERNEL_BTF)
+    except ProbeError as exc:
+        return Finding("warn", "drops", f"{exc}: retransmissions only"), False
+    if not reasons.available:
+        return Finding("warn", "drops", "this kernel's skb:kfree_skb carries no drop reason "
+                       "(Linux 5.17+): retransmissions only"), False
+    return Finding("ok", "drops", f"{len(reasons)} drop reasons named by this kernel's BTF"), True
+
+
+def _hooks(object_path: Path, drops: bool) -> Tuple[List[Finding], int]:
+    try:
+        with LoadedProbe(object_path, drops=drops) as probe:
             found = [Finding("ok", "hook", f"{hook} loads and attaches")
                      for hook in probe.hooks]
             found.append(Finding("ok", "layout", probe.layout))
@@ -90,7 +103,9 @@ def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
     say(str(caps))
     code = btf_code or caps_code
     if code == EXIT_OK:
-        hooks, code = _hooks(object_path)
+        drops, drops_ok = _drops()
+        say(str(drops))
+        hooks, code = _hooks(object_path, drops_ok)
         for finding in hooks:
             say(str(finding))
     else:

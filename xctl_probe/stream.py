@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from .drop_reasons import DropReasons
 from .lines import LineMaker
 from .loader import RING_MAP, LoadedProbe
 from .owners import Owners
@@ -37,12 +38,12 @@ class Totals:
 
 class Stream:
     def __init__(self, probe: LoadedProbe, window_s: float, owners: Owners,
-                 stop: Optional[StopSignals] = None,
-                 out_fd: int = 1):
+                 stop: Optional[StopSignals] = None, out_fd: int = 1,
+                 reasons: Optional[DropReasons] = None):
         self._probe = probe
         self._stop = stop
         self._ring = RingReader(probe.map_fd(RING_MAP))
-        self._maker = LineMaker(owners, window_s)
+        self._maker = LineMaker(owners, window_s, reasons)
         self._writer = LineWriter(out_fd)
         self._out_fd = out_fd
 
