@@ -227,6 +227,18 @@ class ProbeProcess:
             self.proc.wait()
 
 
+def remove_cgroups(*directories: Path) -> None:
+    """Removes cgroups a test made, innermost first, waiting for their last
+    process to leave (rmdir fails while one is still in)."""
+    for directory in directories:
+        for _ in range(50):
+            try:
+                directory.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
 def check_segs(total: int, delta: Dict[str, int], err_layout: bool) -> None:
     """The probe's sum of segs against the kernel's TcpRetransSegs.
 

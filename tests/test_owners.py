@@ -14,7 +14,7 @@ import pytest
 
 from conftest import requires_root
 from netlab import (TESTS, Netns, ProbeProcess, check_segs, flow_lines, merged_lines, owner_share,
-                    run_pair)
+                    remove_cgroups, run_pair)
 from xctl_contract import check_line, check_probe_line, network_stall_fires
 
 pytestmark = requires_root
@@ -111,13 +111,7 @@ def pod_cgroup():
     path = root / "xpt-kubepods" / "burstable" / f"pod{pod_uid}" / "ctr"
     path.mkdir(parents=True)
     yield pod_uid, path
-    for directory in (path, path.parent, path.parent.parent, path.parent.parent.parent):
-        for _ in range(50):
-            try:
-                directory.rmdir()
-                break
-            except OSError:  # its last process is still leaving
-                time.sleep(0.1)
+    remove_cgroups(path, path.parent, path.parent.parent, path.parent.parent.parent)
 
 
 def test_pod_uid_and_cgroup_id_from_the_owner_cgroup(pod_cgroup):

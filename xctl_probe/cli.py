@@ -134,9 +134,9 @@ def stream(
         ["SLURM_JOB_ID"],
         "--job-env",
         metavar="NAME",
-        help="Environment variable of the socket's owner that names its job (job_id); "
-        "repeat for several, the first set wins. Without one, a Kubernetes pod UID "
-        "from the owner's cgroup.",
+        help="job_id comes from the socket's cgroup path first (Slurm's job_<id>, a "
+        "Kubernetes pod UID); where it names none, from this variable of the owner's "
+        "environment. Repeat for several, the first set wins.",
     ),
     duration: Optional[float] = typer.Option(
         None,

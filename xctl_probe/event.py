@@ -177,15 +177,17 @@ def _addresses(record: Record):
     )
 
 
-def flow_event(record: Record, owner: Optional[Owner] = None) -> TransportDrop:
+def flow_event(record: Record, owner: Optional[Owner] = None,
+               job_id: Optional[str] = None) -> TransportDrop:
     """What every line of ``record``'s flow and owner shares, made once per
-    flow: ``to_event`` fills in the rest per record."""
+    flow: ``to_event`` fills in the rest per record. ``job_id`` is the job
+    the socket's cgroup names; without one, the owner's."""
     family, saddr, daddr = _addresses(record)
     return TransportDrop(
         ts=0,
         event_type=EVENT_TYPE,
         entity_id=f"network-{saddr}-{daddr}-{record.sport}-{record.dport}",
-        job_id=owner.job_id if owner else None,
+        job_id=job_id or (owner.job_id if owner else None),
         pid=owner.pid if owner else None,
         value="0",
         comm=owner.comm if owner else None,
@@ -227,10 +229,10 @@ def to_event(
 
 
 def drop_event(record: Record, ts_ms: int, value: str, reason: str,
-               owner: Optional[Owner] = None) -> TransportDrop:
+               owner: Optional[Owner] = None, job_id: Optional[str] = None) -> TransportDrop:
     """The line for a dropped packet: ``reason`` is the kernel's name of record.reason."""
     return msgspec.structs.replace(
-        flow_event(record, owner),
+        flow_event(record, owner, job_id),
         ts=ts_ms,
         value=value,
         segs=record.skb_segs,

@@ -28,6 +28,7 @@ from .decoder import FLAG_HISTORY, RECORD_STRUCT, SOURCE_CLOSE, SOURCE_DROP, Rec
 from .drop_reasons import DropReasons
 from .event import TransportDrop, drop_event, err_name, flow_event, kind, state_name
 from .flows import _U32, RATE_TEXT, DropCounts, FlowRates
+from .jobs import CgroupJobs
 from .owners import Owner, Owners
 from .sockets import SocketsByTuple
 
@@ -62,8 +63,10 @@ class _Shared:
 
 
 class LineMaker:
-    def __init__(self, owners: Owners, window_s: float, reasons: Optional[DropReasons] = None):
+    def __init__(self, owners: Owners, window_s: float, reasons: Optional[DropReasons] = None,
+                 jobs: Optional[CgroupJobs] = None):
         self._owners = owners
+        self._jobs = jobs if jobs is not None else CgroupJobs()
         self._rates = FlowRates(int(window_s * 1e9))
         self._drops = DropCounts(int(window_s * 1e9))
         self._reasons = reasons
@@ -149,7 +152,7 @@ class LineMaker:
         reason = (self._reasons.name(record.reason) if self._reasons is not None
                   else f"UNKNOWN_{record.reason}")
         return drop_event(record, (record.ts_ns + offset_ns) // 1_000_000, str(drops), reason,
-                          owner)
+                          owner, self._jobs.job(record.cgroup_id))
 
     def _prepare(self, raw, start: int) -> None:
         """One /proc walk, if due, for the sockets of this batch (from record
@@ -166,7 +169,8 @@ class LineMaker:
         owner = self._owners.owner(record.cookie, record.ino, tgid)
         if shared is not None and shared.owner == owner:
             return _Shared(shared.event, owner, tgid, now)
-        return _Shared(flow_event(record, owner), owner, tgid, now)
+        return _Shared(flow_event(record, owner, self._jobs.job(record.cgroup_id)), owner, tgid,
+                       now)
 
 
 def _record(raw, i: int) -> Record:
