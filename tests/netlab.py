@@ -208,8 +208,12 @@ class ProbeProcess:
         self._reading.set()
 
     def wait_lines(self, count: int, timeout: float) -> bool:
+        return self.wait_for(lambda: len(self.lines) >= count, timeout)
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        """Until ``predicate()`` holds, checked as lines arrive."""
         with self._arrived:
-            return self._arrived.wait_for(lambda: len(self.lines) >= count, timeout)
+            return bool(self._arrived.wait_for(predicate, timeout))
 
     def stop(self, timeout: float = 10.0) -> int:
         self.resume()
