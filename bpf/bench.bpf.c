@@ -58,6 +58,9 @@ int xp_bench_record(struct __sk_buff *skb)
 	r.source = XP_SRC_RETRANSMIT;
 	r.ca_state = 4;		/* Loss, entered by the timer: rto */
 	r.pending = 1;		/* the retransmission timer */
+	r.rto = 50 << (round & 3);	/* 200 ms at HZ 250, backing off */
+	r.backoff = round & 3;
+	r.ack_age = n & 1023;
 	r.saddr[0] = 10;
 	r.saddr[3] = 1;
 	r.daddr[0] = 10;

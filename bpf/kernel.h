@@ -25,13 +25,18 @@
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
 #define TCP_TIME_WAIT 6
+#define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
 #define TCP_NEW_SYN_RECV 12
 
 /* include/net/tcp.h: the flags of a TCP header, as tcp_skb_cb keeps them. */
 #define TCPHDR_SYN 0x02
 #define TCPHDR_ACK 0x10
+
+/* include/linux/sched.h: task_struct.flags of a kernel thread. */
+#define PF_KTHREAD 0x00200000
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
@@ -92,6 +97,10 @@ struct sock_cgroup_data {
 	struct cgroup *cgroup;
 };
 
+struct task_struct {
+	unsigned int flags;
+};
+
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
@@ -100,8 +109,10 @@ struct sock {
 };
 
 struct inet_connection_sock {
+	__u32 icsk_rto;
 	__u8 icsk_ca_state : 5;
 	__u8 icsk_pending;
+	__u8 icsk_backoff;
 };
 
 struct request_sock;
@@ -111,6 +122,7 @@ struct tcp_sock {
 	__u32 total_retrans;
 	__u32 srtt_us;
 	__u32 undo_marker;
+	__u32 rcv_tstamp;
 	struct request_sock *fastopen_rsk;
 };
 

@@ -26,6 +26,9 @@ struct xp_sock_state {
 	/* total_retrans at the socket's last record that reached the ring, or
 	 * at its birth: user space counts a record's segments as the rise since. */
 	__u32 reported;
+	/* Who connected or closed it, for xp_record.owner_tgid and owner_comm. */
+	__u32 owner_tgid;
+	char owner_comm[16];
 	__u8 flags;	/* enum xp_sock_flag */
 };
 
@@ -41,6 +44,9 @@ enum xp_sock_flag {
 	 * Open child is the exception: born on the SYN, before any SYN-ACK
 	 * retransmission, its baseline of 0 is right while it is one. */
 	XP_S_BASE_AT_ESTABLISHED = 2,
+	/* Made at close() to remember the owner, for a socket older than the
+	 * probe: no baseline, its first record counts its own segments. */
+	XP_S_NO_BASE = 4,
 };
 
 struct {
@@ -139,6 +145,22 @@ static __always_inline void fill_sock(struct xp_record *r, const struct sock *sk
 	r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
 	if (tp->undo_marker)
 		r->flags |= XP_F_UNDO_MARKER;
+	r->rto = icsk->icsk_rto;
+	r->backoff = icsk->icsk_backoff;
+	/* tcp_jiffies32 is the low half of jiffies, as rcv_tstamp is. */
+	r->ack_age = (__u32)bpf_jiffies64() - tp->rcv_tstamp;
+}
+
+/* The owner the socket's storage remembers, or none. */
+static __always_inline void fill_owner(struct xp_record *r, const struct xp_sock_state *st)
+{
+	if (st) {
+		r->owner_tgid = st->owner_tgid;
+		__builtin_memcpy(r->owner_comm, st->owner_comm, sizeof(r->owner_comm));
+	} else {
+		r->owner_tgid = 0;
+		__builtin_memset(r->owner_comm, 0, sizeof(r->owner_comm));
+	}
 }
 
 /*
@@ -164,6 +186,8 @@ static __always_inline struct xp_sock_state *with_history(struct xp_record *r, s
 	r->prev_retrans = 0;
 	if (!st)
 		return bpf_sk_storage_get(&sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st->flags & XP_S_NO_BASE)
+		return st;
 	if (!(st->flags & XP_S_BASE_AT_ESTABLISHED) || is_fastopen_child(sk, tp)) {
 		r->prev_retrans = st->reported;
 		r->flags |= XP_F_HISTORY;
@@ -201,6 +225,7 @@ static __always_inline int on_retransmit(struct sock *sk, const struct sk_buff *
 	r->err = err;
 	r->source = XP_SRC_RETRANSMIT;
 	st = with_history(r, sk, tp);
+	fill_owner(r, st);
 	retrans = r->retrans;
 	submit_record(r);
 	reported(st, retrans);
@@ -256,11 +281,30 @@ int BPF_PROG(xp_tcp_retransmit_synack, struct sock *sk, const struct request_soc
 		r->ca_state = 0;
 		r->pending = 0;
 		r->flags = retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
+		r->rto = 0;
+		r->backoff = 0;
+		r->ack_age = 0;
 	}
+	fill_owner(r, st);
 	retrans = r->retrans;
 	submit_record(r);
 	reported(st, retrans);
 	return 0;
+}
+
+/*
+ * The task on the CPU, if it is a process: connect() and close() run in the
+ * caller's context. A kernel thread (a delayed fput, a kernel socket) owns
+ * nothing for the user.
+ */
+static __always_inline void remember_owner(struct xp_sock_state *st)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (task->flags & PF_KTHREAD)
+		return;
+	st->owner_tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(st->owner_comm, sizeof(st->owner_comm));
 }
 
 /*
@@ -269,6 +313,12 @@ int BPF_PROG(xp_tcp_retransmit_synack, struct sock *sk, const struct request_soc
  * retransmission whose BPF run the kernel skipped is counted by the next
  * record. Sockets older than the probe have no baseline; their first record
  * counts its own segments.
+ *
+ * Its owner is remembered at connect() (SYN_SENT) and at close() or
+ * shutdown() (ESTABLISHED to FIN_WAIT1, CLOSE_WAIT to LAST_ACK; only
+ * tcp_close_state() makes those, in the caller's context): once close() has
+ * taken the file away, nothing else in the kernel says whose socket it was,
+ * and a close is when the last data and the FIN are still in flight.
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
@@ -289,6 +339,17 @@ int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate
 		 * zeroed the counter, and the socket starts over. */
 		st->reported = tp->total_retrans;
 		st->flags = newstate == TCP_SYN_RECV ? XP_S_BASE_AT_ESTABLISHED : 0;
+		if (newstate == TCP_SYN_SENT)
+			remember_owner(st);
+	} else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
+		st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+		if (!st) {
+			st = bpf_sk_storage_get(&sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (!st)
+				return 0;
+			st->flags = XP_S_NO_BASE;
+		}
+		remember_owner(st);
 	} else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
 		st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
 		if (st && st->flags == XP_S_BASE_AT_ESTABLISHED) {
@@ -312,7 +373,7 @@ int BPF_PROG(xp_tcp_destroy_sock, struct sock *sk)
 	struct xp_sock_state *st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
 	struct xp_record *r;
 
-	if (!tp || !st || st->flags == XP_S_BASE_AT_ESTABLISHED)
+	if (!tp || !st || st->flags & (XP_S_BASE_AT_ESTABLISHED | XP_S_NO_BASE))
 		return 0;
 	if (!(st->flags & XP_S_RECORDED) && tp->total_retrans == st->reported)
 		return 0;
@@ -327,6 +388,7 @@ int BPF_PROG(xp_tcp_destroy_sock, struct sock *sk)
 	r->source = XP_SRC_CLOSE;
 	r->prev_retrans = st->reported;
 	r->flags |= XP_F_HISTORY;
+	fill_owner(r, st);
 	submit_record(r);
 	return 0;
 }
@@ -340,6 +402,18 @@ SEC("socket")
 int xp_report_layout(struct __sk_buff *skb)
 {
 	return retransmit_tp_has_err() ? XP_F_ERR_LAYOUT : 0;
+}
+
+/*
+ * Run by the loader through BPF_PROG_TEST_RUN where the kernel's
+ * configuration is not on the node: the low 31 bits of jiffies (a test run's
+ * result is read as an int), which user space sets against the monotonic
+ * clock to find HZ (xctl_probe/ticks.py).
+ */
+SEC("socket")
+int xp_report_jiffies(struct __sk_buff *skb)
+{
+	return bpf_jiffies64() & 0x7fffffff;
 }
 
 /*
@@ -501,6 +575,10 @@ int BPF_PROG(xp_kfree_skb, struct sk_buff *skb, void *location)
 	r->ca_state = 0;
 	r->pending = 0;
 	r->reason = reason;
+	r->rto = 0;
+	r->backoff = 0;
+	r->ack_age = 0;
+	fill_owner(r, NULL);
 	submit_record(r);
 	return 0;
 }

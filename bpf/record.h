@@ -69,4 +69,11 @@ struct xp_record {
 	__u8 daddr[XP_ADDR_LEN];	/* remote address */
 	__u32 reason;		/* a drop's enum skb_drop_reason, as the running kernel numbers it */
 	__u32 ifindex;		/* a drop's network device, 0 if none */
+	__u32 owner_tgid;	/* the process that connected or closed the socket, seen in its own
+				 * context (the socket's owner after close() took its file away, or
+				 * after the process exited); 0 if none yet */
+	__u32 rto;		/* inet_connection_sock.icsk_rto: the retransmission timeout, jiffies */
+	__u32 backoff;		/* icsk_backoff: retransmission timeouts in a row without progress */
+	__u32 ack_age;		/* jiffies since the socket last received an ACK (rcv_tstamp) */
+	__u8 owner_comm[16];	/* owner_tgid's comm at that moment */
 };

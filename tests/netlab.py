@@ -20,6 +20,17 @@ from typing import Dict, List, Optional, Sequence
 from xctl_contract import check_probe_line
 
 TESTS = Path(__file__).resolve().parent
+
+# How much longer than on the host a wait may take: a guest under emulation
+# runs several times slower, and by how much depends on the machine that
+# runs it. tests/guests.py sets it in the guest from how long the guest's
+# first probe took to attach. Only waits scale by it, never a figure a test
+# asserts about the probe itself.
+PATIENCE = float(os.environ.get("XPT_PATIENCE", "1"))
+
+
+def patient(seconds: float) -> float:
+    return seconds * PATIENCE
 VENV_BIN = Path(sys.executable).parent
 PROBE = VENV_BIN / "xctl-probe-ebpf"
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ from Python 3.10 on
@@ -82,21 +93,22 @@ class Netns:
         return json.loads(out)["kernel"]
 
     def wait_settled(self, port: int, timeout: float = 30.0) -> None:
-        """Until no socket on ``port`` can retransmit any more (none left but TIME-WAIT)."""
-        deadline = time.monotonic() + timeout
+        """Until no socket on ``port`` can retransmit any more (none left but TIME-WAIT
+        and listeners)."""
+        deadline = time.monotonic() + patient(timeout)
         while time.monotonic() < deadline:
             out = self.run(
                 "ss", "-Htan", f"( sport = :{port} or dport = :{port} )",
                 capture_output=True, text=True,
             ).stdout
-            if all(line.startswith("TIME-WAIT") for line in out.splitlines()):
+            if all(line.startswith(("TIME-WAIT", "LISTEN")) for line in out.splitlines()):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"sockets on port {port} still open after {timeout} s")
 
     def wait_socket(self, state: str, port: int, timeout: float = 60.0) -> None:
         """Until a socket towards ``port`` is in ``state`` (ss's name: syn-sent, ...)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patient(timeout)
         while time.monotonic() < deadline:
             if self.run("ss", "-Htan", "state", state, f"( dport = :{port} )",
                         capture_output=True, text=True).stdout.strip():
@@ -124,13 +136,14 @@ class Netns:
         out, _ = proc.communicate(timeout=300)
         return merged_lines(out)
 
-    def spawn(self, *args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
-        """traffic.py in the background, with extra environment variables, and
-        stdin and stdout pipes to talk to it."""
+    def spawn(self, *args: str, env: Optional[Dict[str, str]] = None,
+              script: str = "traffic.py") -> subprocess.Popen:
+        """traffic.py (or another script of the tests') in the background, with
+        extra environment variables, and stdin and stdout pipes to talk to it."""
         extra = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
         return subprocess.Popen(
             ["ip", "netns", "exec", self.name, *extra, sys.executable,
-             str(TESTS / "traffic.py"), *args],
+             str(TESTS / script), *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
 
@@ -213,13 +226,13 @@ class ProbeProcess:
     def wait_for(self, predicate, timeout: float) -> bool:
         """Until ``predicate()`` holds, checked as lines arrive."""
         with self._arrived:
-            return bool(self._arrived.wait_for(predicate, timeout))
+            return bool(self._arrived.wait_for(predicate, patient(timeout)))
 
     def stop(self, timeout: float = 10.0) -> int:
         self.resume()
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout)
-        self._reader.join(timeout)
+        rc = self.proc.wait(patient(timeout))
+        self._reader.join(patient(timeout))
         return rc
 
     def stderr_text(self) -> str:
@@ -263,7 +276,7 @@ def check_segs(total: int, delta: Dict[str, int], err_layout: bool) -> None:
 
 def wait_attached_programs(count: int = 5, timeout: float = 60.0) -> List[dict]:
     """Waits, through bpftool only, until ``count`` programs of ours are loaded."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patient(timeout)
     while time.monotonic() < deadline:
         programs = [p for p in our_programs() if p.get("type") == "tracing"]
         if len(programs) >= count:
@@ -309,7 +322,7 @@ def wait_programs_gone(timeout: float = 10.0) -> None:
     probe has exited. One still listed after ``timeout`` is really held: the
     failure names the programs and the processes that hold them.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patient(timeout)
     while True:
         left = our_programs()
         if not left:
@@ -318,7 +331,7 @@ def wait_programs_gone(timeout: float = 10.0) -> None:
             names = ", ".join(sorted(f"{p['name']} (id {p['id']})" for p in left))
             holders = ", ".join(program_holders(p["id"] for p in left)) or "no process"
             raise AssertionError(
-                f"BPF programs left after {timeout:g} s: {names}; held by {holders}")
+                f"BPF programs left after {patient(timeout):g} s: {names}; held by {holders}")
         time.sleep(0.05)
 
 

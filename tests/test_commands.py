@@ -11,11 +11,13 @@ import pytest
 from btf import has_struct
 from conftest import requires_root
 from json_schema import errors
-from netlab import Netns, ProbeProcess, check_segs, flow_lines, run_storm, wait_programs_gone
+from netlab import (Netns, ProbeProcess, check_segs, flow_lines, patient, run_storm,
+                    wait_programs_gone)
 from test_cli_errors import EXIT_NO_PRIVILEGE, run_probe
 from xctl_contract import check_probe_line
 from xctl_probe import capabilities
 from xctl_probe.loader import KERNEL_BTF
+from xctl_probe.ticks import configured_hz
 from xctl_probe.unit import PERMANENT_FAILURES
 
 pytestmark = requires_root
@@ -51,6 +53,9 @@ def test_check_on_this_host():
     assert any(re.match(r"ok   drops: \d+ drop reasons named by this kernel's BTF$", line)
                for line in lines), lines
     assert any(line.startswith("ok   owners: ") for line in lines)
+    configured = configured_hz()
+    if configured is not None:
+        assert f"ok   hz: HZ {configured}, from the kernel config" in lines, lines
 
 
 def test_check_without_cap_bpf_fails_with_the_probes_own_code():
@@ -101,7 +106,7 @@ def test_duration_stops_as_sigterm_would():
         ns.traffic(9630, 2.0)
         ns.wait_settled(9630)
         after = ns.counters()
-        rc = probe.proc.wait(timeout=30)  # on its own: nobody signals it
+        rc = probe.proc.wait(timeout=patient(30))  # on its own: nobody signals it
         elapsed = time.monotonic() - started
         probe.stop()
     finally:

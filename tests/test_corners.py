@@ -12,7 +12,11 @@ from btf import has_struct
 from conftest import requires_root
 from netlab import Netns, ProbeProcess, check_segs, flow_lines
 from xctl_contract import check_probe_line
+from xctl_probe.decoder import RECORD_STRUCT
 from xctl_probe.loader import KERNEL_BTF
+
+# Records a 4 KiB ring buffer holds: each has an 8-byte header.
+RING_RECORDS = 4096 // (RECORD_STRUCT.size + 8)
 
 pytestmark = [requires_root, pytest.mark.kernels]
 
@@ -289,13 +293,13 @@ def test_a_socket_born_under_the_probe_counts_a_first_retransmission_it_missed(l
                f"add rule inet xpt in tcp dport {port} meta length > 100 "
                "numgen inc mod 1000000 == 0 drop")
         probe.proc.send_signal(signal.SIGSTOP)
-        # A 4 KiB ring holds 34 records: 60 SYN retransmissions fill it.
+        # 60 SYN retransmissions fill a 4 KiB ring (RING_RECORDS records).
         crowd.run(sys.executable, "-c", SYNS_INTO_A_BLACK_HOLE, "9566", "60")
         assert crowd.counters()["TcpRetransSegs"] >= 60
         subject = ns.spawn_script(BORN_UNDER_THE_PROBE, str(port))
         assert subject.stdout.readline() == "connected\n"
         probe.proc.send_signal(signal.SIGCONT)
-        assert probe.wait_lines(30, timeout=10)  # the crowd's records drained
+        assert probe.wait_lines(RING_RECORDS - 4, timeout=10)  # the crowd's records drained
         subject.stdin.write("go\n")
         subject.stdin.flush()
         subject.wait(timeout=60)

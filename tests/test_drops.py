@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import requires_root
-from netlab import Netns, ProbeProcess, drop_lines
+from netlab import Netns, ProbeProcess, drop_lines, patient
 from xctl_contract import check_probe_line
 from xctl_probe.drop_reasons import DropReasons
 from xctl_probe.loader import DEFAULT_OBJECT, KERNEL_BTF, LoadedProbe
@@ -206,8 +206,8 @@ def test_a_drop_on_a_socket_the_kernel_knows_names_its_owner():
         assert server.stdout.readline().strip() == "filtering"
         client.stdin.write("go\n")
         client.stdin.flush()
-        client.wait(30)
-        server.wait(30)
+        client.wait(patient(30))
+        server.wait(patient(30))
         time.sleep(0.5)
         assert probe.stop() == 0
         drops = [e for e in drop_lines([check_probe_line(raw) for raw in probe.lines], port,

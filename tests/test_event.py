@@ -24,7 +24,8 @@ def record(**fields):
                   srtt_us=0, err=0, flags=0, family=socket.AF_INET, sport=40000, dport=9000,
                   tcp_flags=TCPHDR_ACK, state=1, source=SOURCE_RETRANSMIT, ca_state=3, pending=1,
                   saddr=socket.inet_aton("10.0.0.1") + bytes(12),
-                  daddr=socket.inet_aton("10.0.0.2") + bytes(12), reason=0, ifindex=0)
+                  daddr=socket.inet_aton("10.0.0.2") + bytes(12), reason=0, ifindex=0,
+                  owner_tgid=0, rto=0, backoff=0, ack_age=0, owner_comm=bytes(16))
     values.update(fields)
     return Record(**values)
 

@@ -25,7 +25,7 @@ OFFSET_NS = 1_700_000_000 * SECOND
 def raw_record(**fields):
     values = dict.fromkeys(NAMES, 0)
     values.update(netns=4026531840, family=socket.AF_INET, sport=40000, dport=9000,
-                  saddr=socket.inet_aton("10.0.0.1") + bytes(12),
+                  owner_comm=bytes(16), saddr=socket.inet_aton("10.0.0.1") + bytes(12),
                   daddr=socket.inet_aton("10.0.0.2") + bytes(12))
     values.update(fields)
     return RECORD_STRUCT.pack(*(values[name] for name in NAMES))
@@ -56,11 +56,13 @@ def storm(seed, count=3000, flows=12):
             tcp_flags=rng.choice((0x10, 0x18, 0x02, 0x12, 0x11)),
             state=rng.choice((1, 2, 3, 4, 12, 14)),
             source=rng.choice((SOURCE_RETRANSMIT,) * 6 + (SOURCE_SYNACK, SOURCE_CLOSE)),
-            ca_state=rng.choice((0, 1, 3, 4)), pending=rng.choice((0, 1, 5))))
+            ca_state=rng.choice((0, 1, 3, 4)), pending=rng.choice((0, 1, 5)),
+            rto=rng.choice((0, 50, 51, 3000)), backoff=rng.choice((0, 1, 7)),
+            ack_age=rng.choice((0, 1, 299, 1 << 31))))
     return b"".join(out)
 
 
-def reference(raw, window_s):
+def reference(raw, window_s, hz):
     rates = FlowRates(int(window_s * 1e9))
     lines = []
     for record in decode(raw):
@@ -68,21 +70,21 @@ def reference(raw, window_s):
         if count:
             rate = rates.rate(record.cookie, record.ts_ns, record.retrans, record.sent)
             lines.append(to_event(record, count, (record.ts_ns + OFFSET_NS) // 1_000_000,
-                                  format_rate(rate)))
+                                  format_rate(rate), hz=hz))
         if record.source == SOURCE_CLOSE:
             rates.forget(record.cookie)
     return lines
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_the_per_record_path_says_what_the_reference_says(seed, tmp_path):
+@pytest.mark.parametrize("seed, hz", [(0, 250), (1, 250), (2, 1000), (3, 300), (4, None)])
+def test_the_per_record_path_says_what_the_reference_says(seed, hz, tmp_path):
     raw = storm(seed)
-    maker = LineMaker(Owners(proc=str(tmp_path)), window_s=10)
+    maker = LineMaker(Owners(proc=str(tmp_path)), window_s=10, hz=hz)
     size = RECORD_STRUCT.size
     made = []
     for start in range(0, len(raw), 97 * size):  # batches, as the ring gives them
         made += maker.lines(raw[start:start + 97 * size], OFFSET_NS)
-    expected = reference(raw, 10)
+    expected = reference(raw, 10, hz)
     assert len(expected) > 1000
     for index, (got, want) in enumerate(zip(made, expected)):
         assert got == want, f"line {index}"
@@ -132,3 +134,32 @@ def test_a_flow_without_owner_is_asked_again_in_a_later_batch(fake_proc):
     lines = maker.lines(raw_record(ts_ns=2 * SECOND, retrans=2, prev_retrans=1, **record),
                            OFFSET_NS)
     assert lines[0].pid == 4242
+
+
+def test_a_socket_without_file_is_named_by_the_owner_the_kernel_remembered(fake_proc):
+    """close() took the file away before the first retransmission: the
+    process the kernel saw closing it, alive (its job from /proc), gone (the
+    comm the kernel took), or its pid taken by another process since."""
+    maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
+    (fake_proc / "4242" / "environ").write_bytes(b"SLURM_JOB_ID=77\0")
+    record = dict(ino=0, retrans=1, sent=10, flags=FLAG_HISTORY, state=4, tgid=0,
+                  source=SOURCE_RETRANSMIT)
+    alive = maker.lines(raw_record(ts_ns=SECOND, cookie=1, owner_tgid=4242,
+                                   owner_comm=b"trainer".ljust(16, b"\0"), **record), OFFSET_NS)
+    gone = maker.lines(raw_record(ts_ns=SECOND, cookie=2, owner_tgid=4343,
+                                  owner_comm=b"uploader".ljust(16, b"\0"), **record), OFFSET_NS)
+    reused = maker.lines(raw_record(ts_ns=SECOND, cookie=3, owner_tgid=4242,
+                                    owner_comm=b"curl".ljust(16, b"\0"), **record), OFFSET_NS)
+    nobody = maker.lines(raw_record(ts_ns=SECOND, cookie=4, **record), OFFSET_NS)
+    assert [(e.pid, e.comm, e.job_id) for e in alive + gone + reused + nobody] == [
+        (4242, "trainer", "77"), (4343, "uploader", None), (4242, "curl", None),
+        (None, None, None)]
+
+
+def test_the_file_holder_comes_before_the_remembered_owner(fake_proc):
+    maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
+    lines = maker.lines(raw_record(ts_ns=SECOND, cookie=9, ino=555, retrans=1, sent=10,
+                                   flags=FLAG_HISTORY, state=1, source=SOURCE_RETRANSMIT,
+                                   owner_tgid=4343, owner_comm=b"parent".ljust(16, b"\0")),
+                        OFFSET_NS)
+    assert (lines[0].pid, lines[0].comm) == (4242, "trainer")

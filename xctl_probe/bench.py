@@ -40,7 +40,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from .binding import ffi, lib
 from .errors import BadInstall, KernelUnsupported, ProbeError
-from .loader import LAYOUT_PROGRAM, RING_MAP, LoadedProbe
+from .loader import LOAD_TIME_PROGRAMS, RING_MAP, LoadedProbe
 from .owners import Owners
 from .ringbuf import RECORD_SIZE, RingReader
 from .stream import Stream
@@ -373,7 +373,7 @@ def _storms(pid: int, runs: int, seconds: float, say: Callable[[str], None]
     finally:
         os.close(stats_fd)
     programs = {}
-    for name in sorted(name for name in per_run[0] if name != LAYOUT_PROGRAM):
+    for name in sorted(name for name in per_run[0] if name not in LOAD_TIME_PROGRAMS):
         calls = [run[name][0] for run in per_run if name in run]
         costs = [run[name][1] for run in per_run if name in run and run[name][0]]
         programs[name] = {"calls_per_run": statistics.median(calls),

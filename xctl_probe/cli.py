@@ -178,9 +178,11 @@ def stream(
         from .stream import Stream
 
         stream = Stream(probe, window, Owners(job_env), stop, reasons=reasons)
+        hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
+              else "HZ unknown: rto_ms and stalled_ms left out")
         _say(
             f"attached to {len(probe.attached)} tracepoints in "
-            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}"
+            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}"
         )
         totals = stream.run(duration)
     if not totals.stdout_closed:

@@ -9,7 +9,7 @@ xctl ignores fields it does not know.
 
 import errno
 import socket
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Tuple
 
 import msgspec
 
@@ -44,6 +44,7 @@ _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 TCP_CA_RECOVERY = 3
 TCP_CA_LOSS = 4
 ICSK_TIME_LOSS_PROBE = 5
+TCP_SYN_SENT = 2
 TCPHDR_SYN = 0x02
 TCPHDR_ACK = 0x10
 
@@ -146,6 +147,14 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     reason_code: Optional[Annotated[int, msgspec.Meta(
         ge=0, description="the running kernel's number for reason")]] = None
     rtt_us: Optional[Positive] = None
+    rto_ms: Optional[Annotated[int, msgspec.Meta(
+        ge=0, description="the socket's retransmission timeout now; it doubles with each "
+        "timeout in a row")]] = None
+    backoff: Optional[Annotated[int, msgspec.Meta(
+        ge=0, description="retransmission timeouts in a row without progress")]] = None
+    stalled_ms: Optional[Annotated[int, msgspec.Meta(
+        ge=0, description="milliseconds since the socket last received an ACK from its peer")]
+    ] = None
     cgroup_id: Optional[Positive] = None
     netns: int
     lost: Optional[Annotated[int, msgspec.Meta(
@@ -203,6 +212,20 @@ def flow_event(record: Record, owner: Optional[Owner] = None,
     )
 
 
+def timers(rto: int, backoff: int, ack_age: int, state: int, hz: Optional[int]
+           ) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+    """(rto_ms, backoff, stalled_ms) of a record: none for a record without a
+    socket of its own (a handshake's request, a drop: rto 0), milliseconds
+    only where HZ is known, and stalled_ms only once the socket has heard from
+    its peer (in SYN_SENT rcv_tstamp holds nothing yet)."""
+    if not rto:
+        return None, None, None
+    if not hz:
+        return None, backoff, None
+    return (rto * 1000 // hz, backoff,
+            ack_age * 1000 // hz if state != TCP_SYN_SENT else None)
+
+
 def to_event(
     record: Record,
     segs: int,
@@ -211,9 +234,12 @@ def to_event(
     owner: Optional[Owner] = None,
     lost: Optional[int] = None,
     flow: Optional[TransportDrop] = None,
+    hz: Optional[int] = None,
 ) -> TransportDrop:
     """The line for ``record``; ``flow`` is its flow_event, when already made."""
     err = record.err
+    rto_ms, backoff, stalled_ms = timers(record.rto, record.backoff, record.ack_age,
+                                         record.state, hz)
     return msgspec.structs.replace(
         flow or flow_event(record, owner),
         ts=ts_ms,
@@ -224,6 +250,9 @@ def to_event(
         state=state_name(record.state),
         kind=kind_of(record),
         rtt_us=record.srtt_us or None,
+        rto_ms=rto_ms,
+        backoff=backoff,
+        stalled_ms=stalled_ms,
         lost=lost,
     )
 

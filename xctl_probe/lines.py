@@ -26,7 +26,8 @@ import msgspec
 from .accounting import segs as segs_of
 from .decoder import FLAG_HISTORY, RECORD_STRUCT, SOURCE_CLOSE, SOURCE_DROP, Record, fields_struct
 from .drop_reasons import DropReasons
-from .event import TransportDrop, drop_event, err_name, flow_event, kind, state_name
+from .event import (TCP_SYN_SENT, TransportDrop, drop_event, err_name, flow_event, kind,
+                    state_name, timers)
 from .flows import _U32, RATE_TEXT, DropCounts, FlowRates
 from .jobs import CgroupJobs
 from .owners import Owner, Owners
@@ -38,7 +39,8 @@ _NEXT_BATCH = 1e-6
 
 # Layout order: the loop below unpacks each tuple in this order.
 HOT_FIELDS = ("ts_ns", "cookie", "retrans", "prev_retrans", "sent", "tgid", "srtt_us", "err",
-              "flags", "tcp_flags", "state", "source", "ca_state", "pending")
+              "flags", "tcp_flags", "state", "source", "ca_state", "pending", "rto", "backoff",
+              "ack_age")
 _HOT = fields_struct(HOT_FIELDS)
 _COOKIE_INO = fields_struct(("cookie", "ino"))
 
@@ -64,8 +66,9 @@ class _Shared:
 
 class LineMaker:
     def __init__(self, owners: Owners, window_s: float, reasons: Optional[DropReasons] = None,
-                 jobs: Optional[CgroupJobs] = None):
+                 jobs: Optional[CgroupJobs] = None, hz: Optional[int] = None):
         self._owners = owners
+        self._hz = hz
         self._jobs = jobs if jobs is not None else CgroupJobs()
         self._rates = FlowRates(int(window_s * 1e9))
         self._drops = DropCounts(int(window_s * 1e9))
@@ -84,12 +87,14 @@ class LineMaker:
         slice_ns = rates.slice
         rate_text = RATE_TEXT
         replace = msgspec.structs.replace
+        hz = self._hz
         now = time.monotonic()
         prepared = False
         lines: List[TransportDrop] = []
         add_line = lines.append
         for i, (ts_ns, cookie, retrans, prev_retrans, sent, tgid, srtt_us, err, flags, tcp_flags,
-                state, source, ca_state, pending) in enumerate(_HOT.iter_unpack(raw)):
+                state, source, ca_state, pending, rto, backoff, ack_age
+                ) in enumerate(_HOT.iter_unpack(raw)):
             if source == SOURCE_DROP:
                 add_line(self._drop_line(_record(raw, i), offset_ns))
                 continue
@@ -113,6 +118,12 @@ class LineMaker:
                     base = _described(shared, facts)
                 d_retrans = (retrans - flow.base_retrans) & _U32
                 d_sent = (sent - flow.base_sent) & _U32
+                # event.timers, inline for its common case.
+                if rto and hz and state != TCP_SYN_SENT:
+                    rto_ms = rto * 1000 // hz
+                    stalled_ms = ack_age * 1000 // hz
+                else:
+                    rto_ms, backoff, stalled_ms = timers(rto, backoff, ack_age, state, hz)
                 add_line(replace(
                     base,
                     ts=(ts_ns + offset_ns) // 1_000_000,
@@ -121,6 +132,9 @@ class LineMaker:
                     if d_sent > d_retrans else ("100" if d_retrans else "0"),
                     segs=segs,
                     rtt_us=srtt_us or None,
+                    rto_ms=rto_ms,
+                    backoff=backoff,
+                    stalled_ms=stalled_ms,
                 ) if not err else replace(
                     base,
                     ts=(ts_ns + offset_ns) // 1_000_000,
@@ -129,6 +143,9 @@ class LineMaker:
                     err=err,
                     err_name=err_name(err),
                     rtt_us=srtt_us or None,
+                    rto_ms=rto_ms,
+                    backoff=backoff,
+                    stalled_ms=stalled_ms,
                 ))
             if source == SOURCE_CLOSE:
                 rates.forget(cookie)
@@ -166,7 +183,8 @@ class LineMaker:
 
     def _share(self, shared: Optional[_Shared], raw, i: int, tgid: int, now: float) -> _Shared:
         record = _record(raw, i)
-        owner = self._owners.owner(record.cookie, record.ino, tgid)
+        owner = self._owners.owner(record.cookie, record.ino, tgid, record.owner_tgid,
+                                   record.owner_comm)
         if shared is not None and shared.owner == owner:
             return _Shared(shared.event, owner, tgid, now)
         return _Shared(flow_event(record, owner, self._jobs.job(record.cgroup_id)), owner, tgid,

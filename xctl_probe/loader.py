@@ -8,10 +8,11 @@ to do; nothing is left attached when it does.
 
 import errno
 import os
+import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import capabilities
+from . import capabilities, ticks
 from .binding import ffi, lib
 from .errors import BadInstall, KernelUnsupported, NoBTF, NoPrivilege, ProbeError
 
@@ -24,6 +25,9 @@ RING_MAP = "records"
 DEFAULT_RING_BYTES = 1 << 20
 LOST_MAP = "lost_records"
 LAYOUT_PROGRAM = "xp_report_layout"
+JIFFIES_PROGRAM = "xp_report_jiffies"
+# Run through BPF_PROG_TEST_RUN at load, never on an event.
+LOAD_TIME_PROGRAMS = (LAYOUT_PROGRAM, JIFFIES_PROGRAM)
 
 # tp_btf sections name a tracepoint without its category, which people know it by.
 TRACEPOINTS = {
@@ -84,6 +88,7 @@ class LoadedProbe:
             self._load()
             self._lost_fd = self.map_fd(LOST_MAP)
             self.err_layout = self._report_layout()
+            self.hz, self.hz_source = ticks.kernel_hz(self.read_jiffies)
             if attach:
                 self._attach()
         except BaseException:
@@ -171,17 +176,24 @@ class LoadedProbe:
             self._links.append(link)
             self.attached.append(section)
 
-    def _report_layout(self) -> bool:
-        """Which tcp_retransmit_skb layout CO-RE chose, asked of the loaded object itself."""
-        prog = lib.bpf_object__find_program_by_name(self._obj, LAYOUT_PROGRAM.encode())
+    def _test_run(self, name: str, what: str) -> int:
+        prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
         if prog == ffi.NULL:
-            raise BadInstall(f"BPF object has no program {LAYOUT_PROGRAM}; reinstall the package")
+            raise BadInstall(f"BPF object has no program {name}; reinstall the package")
         result = lib.xp_test_run(lib.bpf_program__fd(prog))
         if result < 0:
-            raise KernelUnsupported(
-                f"cannot run the layout check: {os.strerror(-result)}{_libbpf_says()}"
-            )
-        return bool(result)
+            raise KernelUnsupported(f"cannot run {what}: {os.strerror(-result)}{_libbpf_says()}")
+        return result
+
+    def _report_layout(self) -> bool:
+        """Which tcp_retransmit_skb layout CO-RE chose, asked of the loaded object itself."""
+        return bool(self._test_run(LAYOUT_PROGRAM, "the layout check"))
+
+    def read_jiffies(self) -> ticks.Reading:
+        """The kernel's jiffies (low bits) and the monotonic time they were read at."""
+        before = time.monotonic_ns()
+        jiffies = self._test_run(JIFFIES_PROGRAM, "the jiffies reading")
+        return jiffies, (before + time.monotonic_ns()) // 2
 
     @property
     def layout(self) -> str:

@@ -13,7 +13,11 @@ Several holders (a socket shared across fork): the one on whose CPU time the
 kernel last retransmitted for that socket (its tgid is in the record), else
 the one chosen before, else the lowest pid, normally the parent that opened
 it. A socket the kernel has orphaned (closed, still retransmitting) keeps the
-owner it had. An owner that cannot be found is left out, never guessed.
+owner it had. One that had no line before close() took its file away is
+named by the kernel itself: the probe remembers, in the socket's storage,
+the process that connected it and the one that closed it (bpf/probe.bpf.c),
+in their own context, so the answer holds after they exit. An owner that
+cannot be found is left out, never guessed.
 
 A /proc walk reads every descriptor on the node, so walks are rationed by a
 budget of walking time: it refills at a tenth of wall-clock time, up to
@@ -156,7 +160,12 @@ class Owners:
                         found.setdefault(ino, set()).add(int(entry.name))
         return found
 
-    def owner(self, cookie: int, ino: int, tgid: int) -> Optional[Owner]:
+    def owner(self, cookie: int, ino: int, tgid: int, remembered_pid: int = 0,
+              remembered_comm: bytes = b"") -> Optional[Owner]:
+        """The owner of the socket ``cookie`` whose file is ``ino`` (0 if none):
+        the holder of its file; else the one chosen before; else the process
+        the kernel remembered connecting or closing it (``remembered_pid``,
+        with its comm as it was then), which may have exited since."""
         holders = self._holders.get(ino) if ino else None
         pid = self._chosen.get(cookie)
         if holders:
@@ -166,8 +175,17 @@ class Owners:
                 pid = min(holders)
             self._chosen.put(cookie, pid)
         if pid is None:
-            return None
+            return self._remembered(remembered_pid, remembered_comm) if remembered_pid else None
         return self._process(pid)
+
+    def _remembered(self, pid: int, comm: bytes) -> Owner:
+        """The comm the kernel took, and the job only while the process that
+        had it is still there to say (the same comm: not a reused pid)."""
+        then = _text(comm.split(b"\0", 1)[0])
+        now = self._process(pid)
+        if now is not None and now.comm == then:
+            return now
+        return Owner(pid=pid, comm=then, job_id=None)
 
     def forget(self, cookie: int) -> None:
         self._chosen.pop(cookie, None)

@@ -66,6 +66,11 @@ def _hooks(object_path: Path, drops: bool) -> Tuple[List[Finding], int]:
             found = [Finding("ok", "hook", f"{hook} loads and attaches")
                      for hook in probe.hooks]
             found.append(Finding("ok", "layout", probe.layout))
+            found.append(
+                Finding("ok", "hz", f"HZ {probe.hz}, from the {probe.hz_source}") if probe.hz
+                else Finding("warn", "hz", "HZ cannot be told (no kernel config on the node, "
+                             "and jiffies are near their start value): lines leave out rto_ms "
+                             "and stalled_ms"))
         return found + [Finding("ok", "detach", "all programs detached")], EXIT_OK
     except ProbeError as exc:
         return [Finding("FAIL", "hooks", str(exc))], exc.exit_code

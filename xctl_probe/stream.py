@@ -43,7 +43,7 @@ class Stream:
         self._probe = probe
         self._stop = stop
         self._ring = RingReader(probe.map_fd(RING_MAP))
-        self._maker = LineMaker(owners, window_s, reasons)
+        self._maker = LineMaker(owners, window_s, reasons, hz=probe.hz)
         self._writer = LineWriter(out_fd)
         self._out_fd = out_fd
 
