@@ -38,15 +38,18 @@ def cgroup2_root(mounts: str = "/proc/self/mounts") -> Optional[Path]:
     return None
 
 
+def pod_uid(text: str) -> Optional[str]:
+    """The Kubernetes pod UID in a cgroup path (or /proc/PID/cgroup), either spelling."""
+    pod = _POD_UID.search(text)
+    return pod.group(1).replace("_", "-") if pod else None
+
+
 def job_of_path(path: str) -> Optional[str]:
     """The job a cgroup path names, if any: Slurm's job id, else a pod UID."""
     slurm = _SLURM_JOB.search(path)
     if slurm:
         return slurm.group(1)
-    pod = _POD_UID.search(path)
-    if pod:
-        return pod.group(1).replace("_", "-")
-    return None
+    return pod_uid(path)
 
 
 class CgroupJobs:

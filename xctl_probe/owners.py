@@ -26,18 +26,13 @@ steady churn of them costs at most a tenth of a CPU.
 """
 
 import os
-import re
 import time
 from collections import OrderedDict
 from typing import Dict, FrozenSet, Iterable, Optional, Sequence, Set, Tuple
 
 import msgspec
 
-# /proc/PID/cgroup lines of a Kubernetes pod, cgroupfs (pod<uid>) or systemd
-# (pod<uid with _>.slice) driver.
-_POD_UID = re.compile(
-    rb"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})"
-)
+from .jobs import pod_uid
 
 # Lookups that found no holder are tried again on this many later walks.
 _RETRIES = 3
@@ -222,7 +217,6 @@ class Owners:
                     return _text(variable[len(prefix):])
         try:
             with open(f"{base}/cgroup", "rb") as f:
-                match = _POD_UID.search(f.read())
+                return pod_uid(f.read().decode(errors="replace"))
         except OSError:
             return None
-        return match.group(1).decode().replace("_", "-") if match else None
