@@ -160,9 +160,23 @@ def stream(
         return
     # Imported here, not at the top: --help, --version and usage errors stay
     # fast and work even where the binding is broken.
+    from .stop import StopSignals
+
+    # Before the binding is loaded and the kernel's BTF read: a stop signal
+    # while the probe starts ends it as cleanly as one that comes later.
+    with StopSignals() as stop:
+        totals = _stream(stop, object_path, ring_kib, no_drops, window, job_env, duration)
+    if not totals.stdout_closed:
+        unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
+                     if totals.unwritten else "")
+        _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
+
+
+def _stream(stop, object_path: Path, ring_kib: int, no_drops: bool, window: float,
+            job_env: List[str], duration: Optional[float]):
+    """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
     from .drop_reasons import DropReasons
     from .loader import KERNEL_BTF, LoadedProbe
-    from .stop import StopSignals
 
     reasons = None
     if not no_drops and KERNEL_BTF.is_file():
@@ -171,8 +185,8 @@ def stream(
             _say("drops: not reported: this kernel's skb:kfree_skb carries no drop reason "
                  "(Linux 5.17+); reporting retransmissions only")
             reasons = None
-    with StopSignals() as stop, LoadedProbe(object_path, ring_bytes=ring_kib * 1024,
-                                            drops=reasons is not None) as probe:
+    with LoadedProbe(object_path, ring_bytes=ring_kib * 1024,
+                     drops=reasons is not None) as probe:
         # Only now: the load's peak of memory comes before these are in it.
         from .owners import Owners
         from .stream import Stream
@@ -184,11 +198,7 @@ def stream(
             f"attached to {len(probe.attached)} tracepoints in "
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}"
         )
-        totals = stream.run(duration)
-    if not totals.stdout_closed:
-        unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
-                     if totals.unwritten else "")
-        _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
+        return stream.run(duration)
 
 
 @app.command(help="Preflight for this node: kernel, BTF, capabilities, each hook (loaded, "
