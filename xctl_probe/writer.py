@@ -5,12 +5,15 @@ when it falls behind, a write to stdout blocks. The writing therefore happens
 on its own thread (a blocking os.write releases the GIL), so the main loop
 keeps draining the kernel's ring buffer whatever the reader does.
 
-The reader is behind when a write has waited for it more than BEHIND_S.
+The reader is behind once a write has waited for it more than BEHIND_S,
+and stays behind until the writer has written everything handed over.
 Lines handed over before that go out as they are, one line per record;
 lines handed over while it is behind wait in PendingLines, merged per flow,
 and go out after it. So with a reader that keeps up nothing is merged, and
 with one that stalls the line rate drops to what it takes, memory stays
-bounded, and Σsegs stays exact.
+bounded, and Σsegs stays exact. (Behind only while a write waits was not
+enough: each write of a stalled reader's backlog took lines unmerged in
+its first BEHIND_S, and the next backlog grew from them.)
 
 Every line carries ``lost`` once anything was: the records the kernel could
 not queue plus the lines the pending bound refused, cumulative since start.
@@ -55,6 +58,7 @@ class LineWriter:
         self._ready: List[TransportDrop] = []
         self._pending = pending if pending is not None else PendingLines()
         self._writing_since = 0.0
+        self._behind = False
         self._closing = False
         self._lost_in_kernel = 0
         self._taken = 0
@@ -76,7 +80,8 @@ class LineWriter:
             if not lines:
                 return
             since = self._writing_since
-            if since and time.monotonic() - since > BEHIND_S:
+            if self._behind or (since and time.monotonic() - since > BEHIND_S):
+                self._behind = True
                 add = self._pending.add
                 for line in lines:
                     add(line)
@@ -103,6 +108,7 @@ class LineWriter:
     def _next(self) -> List[TransportDrop]:
         with self._lock:
             while not (self._ready or len(self._pending)):
+                self._behind = False  # all written: the reader has caught up
                 if self._closing or self.closed:
                     return []
                 self._wake.wait()
