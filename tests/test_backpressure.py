@@ -111,10 +111,13 @@ def test_behind_a_stalled_reader_lines_merge_per_flow():
         assert records == len(every)
         assert sum(e["segs"] for e in merged) == sum(e["segs"] for e in every)
         check_segs(sum(e["segs"] for e in merged), delta, stalled.err_layout)
-        # A merged line is the flow's newest: its time is that of the last record it merges.
+        # A merged line is the flow's newest: its time is that of the last record
+        # it merges. Each probe turns the kernel's clock into wall-clock time
+        # with an offset it samples itself, so the same record's millisecond may
+        # differ by one between the two probes (seen once in the 6.1 guest).
         for flow in {e["entity_id"] for e in merged}:
-            assert max(e["ts"] for e in merged if e["entity_id"] == flow) == max(
-                e["ts"] for e in every if e["entity_id"] == flow)
+            assert abs(max(e["ts"] for e in merged if e["entity_id"] == flow) - max(
+                e["ts"] for e in every if e["entity_id"] == flow)) <= 1
     finally:
         for probe in (fast, stalled):
             if probe is not None:
