@@ -81,8 +81,14 @@ def test_netfilter_drops_match_nftables_counter():
         ns.drop_one_in(7, port)
         probe = ProbeProcess()
         trace = KfreeSkbTrace(code)
-        sender = ns.traffic(port, 4)
-        ns.wait_settled(port)
+        senders = set()
+        # A flow that lost a retransmission or two backs off for seconds: in a
+        # slow guest 4 s may then see only a few drops. Rounds until ten.
+        while ns.dropped < 10 and len(senders) < 5:
+            if senders:
+                ns.drop_one_in(7, port)
+            senders.add(ns.traffic(port, 4)["pid"])
+            ns.wait_settled(port)
         time.sleep(0.5)
         assert probe.stop() == 0
         tasks = trace.tasks()
@@ -90,18 +96,18 @@ def test_netfilter_drops_match_nftables_counter():
         drops = [e for e in drop_lines(events, port, ns.inode) if e["reason"] == "NETFILTER_DROP"]
         seen = sum(e["segs"] for e in drops)
         on_pid1 = sum(tid in pid1_threads() for tid in tasks)
-        owned = sum(e.get("pid") == sender["pid"] for e in drops)
-        print(f"nftables dropped {ns.dropped}; the probe reported {seen} in {len(drops)} lines; "
-              f"the kernel's trace: {len(tasks)} NETFILTER_DROP, {on_pid1} on top of PID-1 "
-              f"threads; {owned} of {len(drops)} lines name the owner")
-        assert ns.dropped >= 10  # a slow guest kernel drops a few dozen in 4 s
+        owned = sum(e.get("pid") in senders for e in drops)
+        print(f"nftables dropped {ns.dropped} in {len(senders)} round(s); the probe reported "
+              f"{seen} in {len(drops)} lines; the kernel's trace: {len(tasks)} NETFILTER_DROP, "
+              f"{on_pid1} on top of PID-1 threads; {owned} of {len(drops)} lines name the owner")
+        assert ns.dropped >= 10
         assert len(tasks) == ns.dropped
         assert seen == ns.dropped - on_pid1
         assert all(e["reason_code"] == code and e["kind"] == "drop" and e["sport"] == port
                    for e in drops)
         # No socket in the record (netfilter drops before the lookup): the
         # owner comes from the packet's four-tuple in its namespace.
-        assert owned == len(drops), [e for e in drops if e.get("pid") != sender["pid"]][:3]
+        assert owned == len(drops), [e for e in drops if e.get("pid") not in senders][:3]
     finally:
         if trace is not None:
             trace.close()
