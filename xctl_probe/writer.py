@@ -10,13 +10,14 @@ and stays behind until the writer has written everything handed over.
 Lines handed over before that go out as they are, one line per record,
 encoded at once on the caller's thread: a storm's batch is a few thousand
 lines, still in the CPU's cache there, and the writer thread is left with
-only the system call (encoding them later from a backlog of many batches
-cost a quarter more per line). Lines handed over while it is behind wait in
-PendingLines, merged per flow, and are encoded when they go out. So with a reader that keeps up nothing is merged, and
-with one that stalls the line rate drops to what it takes, memory stays
-bounded, and Σsegs stays exact. (Behind only while a write waits was not
-enough: each write of a stalled reader's backlog took lines unmerged in
-its first BEHIND_S, and the next backlog grew from them.)
+only the system call (encoding them later, from a backlog of many batches,
+cost a sixth more per line). Lines handed over while it is behind wait in
+PendingLines, merged per flow, and are encoded when they go out. So with a
+reader that keeps up nothing is merged, and with one that stalls the line
+rate drops to what it takes, memory stays bounded, and Σsegs stays exact.
+(Behind only while a write waits was not enough: each write of a stalled
+reader's backlog took lines unmerged in its first BEHIND_S, and the next
+backlog grew from them.)
 
 Every line carries ``lost`` once anything was: the records the kernel could
 not queue plus the lines the pending bound refused, cumulative since start.
