@@ -21,6 +21,8 @@ struct xp_bench_config {
 	__u64 ino;	/* a socket of the bench's own: the flows have an owner to find */
 	__u32 flows;	/* records go round-robin over this many flows */
 	__u32 netns;
+	__u32 drops;	/* 1: dropped packets of those flows instead of retransmissions */
+	__u32 reason;	/* the drops' enum skb_drop_reason */
 };
 
 __u64 produced;
@@ -43,30 +45,38 @@ int xp_bench_record(struct __sk_buff *skb)
 	r.ino = cfg.ino;
 	r.netns = cfg.netns;
 	r.skb_segs = 1;
-	/* One retransmission more per round, among ten segments sent: 10%. */
-	r.prev_retrans = round;
-	r.retrans = round + 1;
-	r.sent = 10 * (round + 1);
 	r.tgid = bpf_get_current_pid_tgid() >> 32;
-	r.srtt_us = 400 + (n & 255);
-	r.flags = XP_F_HISTORY | XP_F_UNDO_MARKER;
 	r.family = 2;		/* AF_INET */
 	r.sport = 32768 + (flow & 0x7fff);
 	r.dport = 9000;
-	r.tcp_flags = 0x10;	/* ACK */
-	r.state = 1;		/* ESTABLISHED */
-	r.source = XP_SRC_RETRANSMIT;
-	r.ca_state = 4;		/* Loss, entered by the timer: rto */
-	r.pending = 1;		/* the retransmission timer */
-	r.rto = 50 << (round & 3);	/* 200 ms at HZ 250, backing off */
-	r.backoff = round & 3;
-	r.ack_age = n & 1023;
 	r.saddr[0] = 10;
 	r.saddr[3] = 1;
 	r.daddr[0] = 10;
 	r.daddr[1] = 1;
 	r.daddr[2] = flow >> 8;
 	r.daddr[3] = flow;
+	if (cfg.drops) {
+		/* As the kernel drops a flood of segments on a socket in
+		 * CLOSE_WAIT: the socket named, no counters. */
+		r.state = 8;	/* CLOSE_WAIT */
+		r.source = XP_SRC_DROP;
+		r.reason = cfg.reason;
+	} else {
+		/* One retransmission more per round, among ten segments sent: 10%. */
+		r.prev_retrans = round;
+		r.retrans = round + 1;
+		r.sent = 10 * (round + 1);
+		r.srtt_us = 400 + (n & 255);
+		r.flags = XP_F_HISTORY | XP_F_UNDO_MARKER;
+		r.tcp_flags = 0x10;	/* ACK */
+		r.state = 1;		/* ESTABLISHED */
+		r.source = XP_SRC_RETRANSMIT;
+		r.ca_state = 4;		/* Loss, entered by the timer: rto */
+		r.pending = 1;		/* the retransmission timer */
+		r.rto = 50 << (round & 3);	/* 200 ms at HZ 250, backing off */
+		r.backoff = round & 3;
+		r.ack_age = n & 1023;
+	}
 	bpf_ringbuf_output(&records, &r, sizeof(r), BPF_RB_NO_WAKEUP);
 	return 0;
 }

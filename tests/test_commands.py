@@ -149,7 +149,7 @@ def test_unit_is_accepted_by_systemd_and_grants_only_the_service_set(tmp_path):
 
 BENCH_KEYS = {"events_per_s", "drain_per_s", "drain_ratio", "bpf_ns_per_event", "startup_ms",
               "rss_mb", "idle_cpu_pct", "programs_ns_per_call", "drop_ns_reported",
-              "drop_ns_ignored"}
+              "drop_ns_ignored", "drop_events_per_s"}
 
 
 def test_bench_prints_its_figures_and_ends_with_them_as_json():
@@ -165,6 +165,9 @@ def test_bench_prints_its_figures_and_ends_with_them_as_json():
     assert set(figures) == BENCH_KEYS
     assert "20,000 synthetic records on 8 flows" in lines[0] and "(20,000 lines)" in lines[0]
     assert figures["events_per_s"] > 0 and figures["drain_per_s"] > figures["events_per_s"]
+    # The same path with records of dropped packets, named by this kernel's BTF.
+    assert lines[2].startswith("drop_events_per_s") and "NOT_SPECIFIED" in lines[2]
+    assert figures["drop_events_per_s"] > 0
     # Four decimals in the JSON.
     assert figures["drain_ratio"] == pytest.approx(
         figures["events_per_s"] / figures["drain_per_s"], abs=5e-5)

@@ -17,11 +17,11 @@ SECOND = 10**9
 
 def test_drops_are_counted_over_the_window():
     counts = DropCounts(16 * SECOND)
-    assert [counts.add("a", t * SECOND) for t in (0, 1, 2)] == [1, 2, 3]
-    assert counts.add("b", 3 * SECOND) == 1
+    assert [counts.add("a", t * SECOND).total for t in (0, 1, 2)] == [1, 2, 3]
+    assert counts.add("b", 3 * SECOND).total == 1
     # 17 s later only the drops of the last 16 s (and at most a slice more) count.
-    assert counts.add("a", 19 * SECOND) == 1
-    assert counts.add("a", 19 * SECOND, packets=4) == 5
+    assert counts.add("a", 19 * SECOND).total == 1
+    assert counts.add("a", 19 * SECOND, packets=4).total == 5
 
 
 def test_silent_flows_are_forgotten_and_the_count_is_bounded():

@@ -1,6 +1,7 @@
 """The per-record path (lines.py) against the reference one (decoder.Record
-through accounting.segs, event.to_event and FlowRates.rate), record for record,
-without a kernel: the fast path must never say something else."""
+through accounting.segs, event.to_event and FlowRates.rate; for a drop,
+DropCounts and event.drop_event), record for record, without a kernel: the
+fast path must never say something else."""
 
 import os
 import random
@@ -11,10 +12,10 @@ import pytest
 from test_event import SECOND
 from xctl_probe.accounting import segs
 from xctl_probe.decoder import (FLAG_ERR_LAYOUT, FLAG_HISTORY, FLAG_UNDO_MARKER, RECORD_FIELDS,
-                                RECORD_STRUCT, SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK,
-                                Record, decode)
-from xctl_probe.event import to_event
-from xctl_probe.flows import FlowRates, format_rate
+                                RECORD_STRUCT, SOURCE_CLOSE, SOURCE_DROP, SOURCE_RETRANSMIT,
+                                SOURCE_SYNACK, Record, decode)
+from xctl_probe.event import drop_event, to_event
+from xctl_probe.flows import DropCounts, FlowRates, format_rate
 from xctl_probe.lines import LineMaker
 from xctl_probe.owners import Owners
 
@@ -31,9 +32,11 @@ def raw_record(**fields):
     return RECORD_STRUCT.pack(*(values[name] for name in NAMES))
 
 
-def storm(seed, count=3000, flows=12):
+def storm(seed, count=3000, flows=12, drops=False):
     """Records as a storm gives them: a few flows, counters that rise (and
-    sometimes reset), every source, flag, state, error and kind."""
+    sometimes reset), every source, flag, state, error and kind; with
+    ``drops``, a third of them dropped packets of those flows, of three
+    reasons, with and without a TCP state."""
     rng = random.Random(seed)
     retrans = [rng.randrange(0, 1 << 32) for _ in range(flows)]
     sent = [r + rng.randrange(0, 1 << 20) for r in retrans]
@@ -55,7 +58,9 @@ def storm(seed, count=3000, flows=12):
             family=socket.AF_INET, sport=40000 + f, dport=9000,
             tcp_flags=rng.choice((0x10, 0x18, 0x02, 0x12, 0x11)),
             state=rng.choice((1, 2, 3, 4, 12, 14)),
-            source=rng.choice((SOURCE_RETRANSMIT,) * 6 + (SOURCE_SYNACK, SOURCE_CLOSE)),
+            source=rng.choice((SOURCE_RETRANSMIT,) * 6 + (SOURCE_SYNACK, SOURCE_CLOSE)
+                              + (SOURCE_DROP,) * (4 if drops else 0)),
+            reason=rng.choice((2, 3, 77)),
             ca_state=rng.choice((0, 1, 3, 4)), pending=rng.choice((0, 1, 5)),
             rto=rng.choice((0, 50, 51, 3000)), backoff=rng.choice((0, 1, 7)),
             ack_age=rng.choice((0, 1, 299, 1 << 31))))
@@ -64,21 +69,28 @@ def storm(seed, count=3000, flows=12):
 
 def reference(raw, window_s, hz):
     rates = FlowRates(int(window_s * 1e9))
+    drops = DropCounts(int(window_s * 1e9))
     lines = []
     for record in decode(raw):
+        ts_ms = (record.ts_ns + OFFSET_NS) // 1_000_000
+        if record.source == SOURCE_DROP:
+            flow = (record.netns, record.saddr, record.daddr, record.sport, record.dport)
+            total = drops.add(flow, record.ts_ns, record.skb_segs).total
+            lines.append(drop_event(record, ts_ms, str(total), f"UNKNOWN_{record.reason}"))
+            continue
         count = segs(record)
         if count:
             rate = rates.rate(record.cookie, record.ts_ns, record.retrans, record.sent)
-            lines.append(to_event(record, count, (record.ts_ns + OFFSET_NS) // 1_000_000,
-                                  format_rate(rate), hz=hz))
+            lines.append(to_event(record, count, ts_ms, format_rate(rate), hz=hz))
         if record.source == SOURCE_CLOSE:
             rates.forget(record.cookie)
     return lines
 
 
-@pytest.mark.parametrize("seed, hz", [(0, 250), (1, 250), (2, 1000), (3, 300), (4, None)])
-def test_the_per_record_path_says_what_the_reference_says(seed, hz, tmp_path):
-    raw = storm(seed)
+@pytest.mark.parametrize("seed, hz, drops", [(0, 250, False), (1, 250, True), (2, 1000, False),
+                                             (3, 300, True), (4, None, False)])
+def test_the_per_record_path_says_what_the_reference_says(seed, hz, drops, tmp_path):
+    raw = storm(seed, drops=drops)
     maker = LineMaker(Owners(proc=str(tmp_path)), window_s=10, hz=hz)
     size = RECORD_STRUCT.size
     made = []
@@ -163,3 +175,24 @@ def test_the_file_holder_comes_before_the_remembered_owner(fake_proc):
                                    owner_tgid=4343, owner_comm=b"parent".ljust(16, b"\0")),
                         OFFSET_NS)
     assert (lines[0].pid, lines[0].comm) == (4242, "trainer")
+
+
+def test_a_drop_names_its_socket_owner_and_keeps_it_for_the_flow(fake_proc):
+    maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
+    drop = dict(source=SOURCE_DROP, reason=2, skb_segs=1, state=8, tgid=0)
+    first = maker.lines(raw_record(ts_ns=SECOND, ino=555, **drop), OFFSET_NS)
+    # Its socket's file closed since, and the next drop names no socket.
+    os.unlink(fake_proc / "4242" / "fd" / "7")
+    later = maker.lines(raw_record(ts_ns=2 * SECOND, ino=0, **drop), OFFSET_NS)
+    assert [(e.pid, e.comm, e.value, e.state) for e in first + later] == [
+        (4242, "trainer", "1", "CLOSE_WAIT"), (4242, "trainer", "2", "CLOSE_WAIT")]
+
+
+def test_a_drop_without_owner_asks_again_at_the_next_drop(fake_proc):
+    maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
+    drop = dict(source=SOURCE_DROP, reason=2, skb_segs=1, state=1, ino=556)
+    first = raw_record(ts_ns=SECOND, **drop)
+    second = raw_record(ts_ns=SECOND + 1, **drop)
+    assert maker.lines(first, OFFSET_NS)[0].pid is None
+    os.symlink("socket:[556]", fake_proc / "4242" / "fd" / "8")
+    assert [e.pid for e in maker.lines(first + second, OFFSET_NS)] == [4242, 4242]

@@ -10,7 +10,10 @@ to compare, as ratios within one run where it can.
   ring, decode, owner, rate, event, JSONL written to /dev/null by the writer
   thread. Only the user-space side is timed. drain_per_s: the same ring
   drained by C code that only counts records, the ceiling of any reader;
-  drain_ratio = events_per_s / drain_per_s.
+  drain_ratio = events_per_s / drain_per_s. drop_events_per_s: the same,
+  with records of dropped packets (reason NOT_SPECIFIED on sockets in
+  CLOSE_WAIT, the flood a loss storm's ends bring), which take a path of
+  their own.
 - bpf_ns_per_event: kernel time per call of the retransmission program
   (the kernel's own run-time statistics) during a real loss storm the bench
   makes in a network namespace of its own (eight connections over loopback
@@ -39,16 +42,17 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .binding import ffi, lib
+from .drop_reasons import DropReasons
 from .errors import BadInstall, KernelUnsupported, ProbeError
-from .loader import LOAD_TIME_PROGRAMS, RING_MAP, LoadedProbe
+from .loader import KERNEL_BTF, LOAD_TIME_PROGRAMS, RING_MAP, LoadedProbe
 from .owners import Owners
 from .ringbuf import RECORD_SIZE, RingReader
 from .stream import Stream
 
 BENCH_OBJECT = Path(__file__).resolve().parent / "bench.bpf.o"
 BENCH_PROGRAM = "xp_bench_record"
-# struct xp_bench_config in bpf/bench.bpf.c: ino, flows, netns.
-_CONFIG = struct.Struct("=QII")
+# struct xp_bench_config in bpf/bench.bpf.c: ino, flows, netns, drops, reason.
+_CONFIG = struct.Struct("=QIIII")
 RETRANSMIT_PROGRAM = "xp_tcp_retransmit_skb"
 DROP_PROGRAM = "xp_kfree_skb"
 IGNORED_DROPS = 20000
@@ -123,8 +127,11 @@ class SyntheticRecords:
             self.close()
             raise
 
-    def write(self, count: int, flows: int, ino: int, netns: int) -> None:
-        config = _CONFIG.pack(ino, flows, netns)
+    def write(self, count: int, flows: int, ino: int, netns: int,
+              drop_reason: Optional[int] = None) -> None:
+        """``count`` records over ``flows`` flows: retransmissions, or with a
+        ``drop_reason`` dropped packets."""
+        config = _CONFIG.pack(ino, flows, netns, drop_reason is not None, drop_reason or 0)
         result = lib.xp_test_run_data(self._fd, config, len(config), count)
         if result < 0:
             raise KernelUnsupported(f"cannot run the bench's BPF program: "
@@ -136,8 +143,11 @@ class SyntheticRecords:
             self._obj = ffi.NULL
 
 
-def throughput(object_path: Path, records: int, flows: int) -> Dict[str, float]:
-    """events_per_s through the real path and drain_per_s through the C drain."""
+def throughput(object_path: Path, records: int, flows: int,
+               drops: Optional[DropReasons] = None) -> Dict[str, float]:
+    """events_per_s through the real path and drain_per_s through the C drain;
+    with ``drops``, the kernel's reasons, of dropped packets."""
+    reason = None if drops is None else drops.code("NOT_SPECIFIED")
     per_round = BENCH_RING_BYTES // (RECORD_SIZE + 8) * 3 // 4
     devnull = os.open(os.devnull, os.O_WRONLY)
     # The synthetic flows' socket: the probe looks its owner up, and finds the bench.
@@ -147,12 +157,12 @@ def throughput(object_path: Path, records: int, flows: int) -> Dict[str, float]:
     try:
         with LoadedProbe(object_path, ring_bytes=BENCH_RING_BYTES, attach=False) as probe:
             producer = SyntheticRecords(probe.map_fd(RING_MAP))
-            stream = Stream(probe, 10.0, Owners(), out_fd=devnull)
+            stream = Stream(probe, 10.0, Owners(), out_fd=devnull, reasons=drops)
             counter = RingReader(probe.map_fd(RING_MAP))
             try:
                 busy = 0.0
                 for done in range(0, records, per_round):
-                    producer.write(min(per_round, records - done), flows, ino, netns)
+                    producer.write(min(per_round, records - done), flows, ino, netns, reason)
                     started = time.perf_counter()
                     stream.drain()
                     if not stream.wait_written(60):
@@ -161,7 +171,7 @@ def throughput(object_path: Path, records: int, flows: int) -> Dict[str, float]:
                 lines = stream.lines_written
                 drained, drain_busy = 0, 0.0
                 for done in range(0, records, per_round):
-                    producer.write(min(per_round, records - done), flows, ino, netns)
+                    producer.write(min(per_round, records - done), flows, ino, netns, reason)
                     started = time.perf_counter()
                     drained += counter.count_all()
                     drain_busy += time.perf_counter() - started
@@ -398,6 +408,14 @@ def run(object_path: Path, records: int, flows: int, runs: int, storm_seconds: f
         f"({rates['lines']:,} lines)")
     say(f"drain_per_s    {figures['drain_per_s']:13,}  the same ring drained in C, only "
         f"counting; drain_ratio {figures['drain_ratio']}")
+    reasons = DropReasons(KERNEL_BTF) if KERNEL_BTF.is_file() else None
+    if reasons is not None and reasons.code("NOT_SPECIFIED") is not None:
+        drop_rates = throughput(object_path, records, flows, reasons)
+        figures["drop_events_per_s"] = round(drop_rates["events_per_s"])
+        say(f"drop_events_per_s {figures['drop_events_per_s']:10,}  the same with dropped "
+            "packets (NOT_SPECIFIED, in CLOSE_WAIT)")
+    else:
+        say("drop_events_per_s        n/a  this kernel names no drop reasons")
 
     command = probe_command()
     times = startup_ms(command, object_path, starts)

@@ -11,7 +11,7 @@ members carry the subsystem's bits), else as ``<SUBSYSTEM>_<number>``.
 import errno
 import os
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from .binding import ffi, lib
 from .errors import ProbeError
@@ -63,6 +63,10 @@ class DropReasons:
 
     def __len__(self) -> int:
         return len(self._core)
+
+    def code(self, name: str) -> Optional[int]:
+        """This kernel's number for the core reason ``name`` (NOT_SPECIFIED, ...)."""
+        return next((code for code, known in self._core.items() if known == name), None)
 
     def name(self, code: int) -> str:
         known = self._names.get(code)

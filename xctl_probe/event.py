@@ -257,16 +257,19 @@ def to_event(
     )
 
 
+def as_drop(flow: TransportDrop, state: int, reason: str, reason_code: int) -> TransportDrop:
+    """``flow``'s event as a drop of ``reason`` (the kernel's number ``reason_code``)
+    in TCP state ``state`` (0: no socket): what such drop lines of a flow share."""
+    return msgspec.structs.replace(flow, state=state_name(state) if state else None,
+                                   kind="drop", reason=reason, reason_code=reason_code)
+
+
 def drop_event(record: Record, ts_ms: int, value: str, reason: str,
                owner: Optional[Owner] = None, job_id: Optional[str] = None) -> TransportDrop:
     """The line for a dropped packet: ``reason`` is the kernel's name of record.reason."""
     return msgspec.structs.replace(
-        flow_event(record, owner, job_id),
+        as_drop(flow_event(record, owner, job_id), record.state, reason, record.reason),
         ts=ts_ms,
         value=value,
         segs=record.skb_segs,
-        state=state_name(record.state) if record.state else None,
-        kind="drop",
-        reason=reason,
-        reason_code=record.reason,
     )

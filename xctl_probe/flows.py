@@ -158,6 +158,18 @@ class FlowRates:
         self._flows.pop(flow, None)
 
 
+class DropFlow:
+    """One flow's drops: per slice of the window ``[slice number, packets]``,
+    oldest first, and ``total``, their sum. ``shared`` is the line maker's."""
+
+    __slots__ = ("slices", "total", "shared")
+
+    def __init__(self):
+        self.slices: Deque[list] = deque()
+        self.total = 0
+        self.shared: Any = None
+
+
 class DropCounts:
     """Each flow's drops over the last ``window``, the ``value`` of a drop
     line: counts per slice of the window (a sixteenth), so the span counted
@@ -169,37 +181,39 @@ class DropCounts:
         self._slice = max(window_ns // 16, 1)
         self._max_flows = max_flows
         self._max_idle = max_idle_ns or max(IDLE_WINDOWS * window_ns, MIN_IDLE_NS)
-        # flow -> [slice number, drops in it] oldest first
-        self._flows: Dict[Any, Deque[list]] = {}
+        self._flows: Dict[Any, DropFlow] = {}
         self._swept_at = 0
 
     def __len__(self) -> int:
         return len(self._flows)
 
-    def add(self, flow, ts_ns: int, packets: int = 1) -> int:
-        """Counts ``packets`` dropped at ``ts_ns``; the flow's drops over the window."""
+    def add(self, flow, ts_ns: int, packets: int = 1) -> DropFlow:
+        """Counts ``packets`` dropped at ``ts_ns``; the flow, whose ``total``
+        is its drops over the window."""
         self._forget_idle(ts_ns)
-        slices = self._flows.get(flow)
-        if slices is None:
+        known = self._flows.get(flow)
+        if known is None:
             if len(self._flows) >= self._max_flows:
-                by_age = sorted(self._flows, key=lambda key: self._flows[key][-1][0])
+                by_age = sorted(self._flows, key=lambda key: self._flows[key].slices[-1][0])
                 for key in by_age[: max(1, len(by_age) // 4)]:
                     del self._flows[key]
-            slices = self._flows[flow] = deque()
+            known = self._flows[flow] = DropFlow()
+        slices = known.slices
         now = ts_ns // self._slice
         if slices and slices[-1][0] == now:
             slices[-1][1] += packets
         else:
             slices.append([now, packets])
+        known.total += packets
         oldest = (ts_ns - self._window) // self._slice
         while slices[0][0] < oldest:
-            slices.popleft()
-        return sum(count for _, count in slices)
+            known.total -= slices.popleft()[1]
+        return known
 
     def _forget_idle(self, now_ns: int) -> None:
         if now_ns - self._swept_at < self._slice:
             return
         self._swept_at = now_ns
         newest_idle = (now_ns - self._max_idle) // self._slice
-        for flow in [f for f, slices in self._flows.items() if slices[-1][0] <= newest_idle]:
+        for flow in [f for f, known in self._flows.items() if known.slices[-1][0] <= newest_idle]:
             del self._flows[flow]

@@ -13,9 +13,12 @@ The owner is asked again when the record names another task (a socket
 shared across fork), once per batch while the flow has none yet, and every
 OWNER_TTL_S, so a process that changes its name or job shows it.
 
-A dropped packet's record takes a path of its own: decoded whole, counted
-per flow over the window, its owner from the socket the kernel named or,
-failing that, from the socket of its four-tuple in its namespace.
+A dropped packet's record takes a path of its own, cached the same way per
+flow (its namespace and four-tuple, counted over the window): its owner
+comes from the socket the kernel named or, failing that, from the socket of
+its four-tuple in its namespace, asked once per flow like a retransmission's
+and on every drop while the flow has none (a drop has no cookie for the
+owner to be asked again a batch later by).
 """
 
 import time
@@ -26,7 +29,7 @@ import msgspec
 from .accounting import segs as segs_of
 from .decoder import FLAG_HISTORY, RECORD_STRUCT, SOURCE_CLOSE, SOURCE_DROP, Record, fields_struct
 from .drop_reasons import DropReasons
-from .event import (TCP_SYN_SENT, TransportDrop, drop_event, err_name, flow_event, kind,
+from .event import (TCP_SYN_SENT, TransportDrop, as_drop, err_name, flow_event, kind,
                     state_name, timers)
 from .flows import _U32, RATE_TEXT, DropCounts, FlowRates
 from .jobs import CgroupJobs
@@ -43,25 +46,37 @@ HOT_FIELDS = ("ts_ns", "cookie", "retrans", "prev_retrans", "sent", "tgid", "srt
               "ack_age")
 _HOT = fields_struct(HOT_FIELDS)
 _COOKIE_INO = fields_struct(("cookie", "ino"))
+# What a drop's line takes beyond the hot fields.
+_DROP = fields_struct(("ino", "netns", "skb_segs", "sport", "dport", "saddr", "daddr",
+                       "reason"))
 
-# (state, tcp_flags, ca_state, flags, pending, source): what state and kind derive from.
+# (state, tcp_flags, ca_state, flags, pending, source): what a retransmission's
+# state and kind derive from; a drop's line derives from (state, reason).
 _Facts = Tuple[int, int, int, int, int, int]
 
 
 class _Shared:
-    """What a flow's lines share, the task it was asked for, and when to ask
-    again: after OWNER_TTL_S, or in the next batch if there was no owner.
-    ``by_facts`` holds the shared event with state and kind filled in, for
-    each set of facts they derive from that the flow has had."""
+    """What a flow's lines share, the task (and, for drops, the socket file)
+    it was asked for, and when to ask again: after OWNER_TTL_S, or in the
+    next batch if there was no owner. ``by_facts`` holds the shared event
+    with state and kind (and a drop's reason) filled in, for each set of
+    facts they derive from that the flow has had."""
 
-    __slots__ = ("event", "owner", "tgid", "recheck_at", "by_facts")
+    __slots__ = ("event", "owner", "tgid", "ino", "recheck_at", "by_facts")
 
-    def __init__(self, event: TransportDrop, owner: Optional[Owner], tgid: int, asked_at: float):
+    def __init__(self, event: TransportDrop, owner: Optional[Owner], tgid: int, asked_at: float,
+                 ino: int = 0):
         self.event = event
         self.owner = owner
+        self.by_facts: Dict[tuple, TransportDrop] = {}
+        self.asked(tgid, asked_at, ino)
+
+    def asked(self, tgid: int, asked_at: float, ino: int = 0) -> "_Shared":
+        """Asked again for task ``tgid`` (and socket file ``ino``), the owner unchanged."""
         self.tgid = tgid
-        self.by_facts: Dict[_Facts, TransportDrop] = {}
-        self.recheck_at = asked_at + (OWNER_TTL_S if owner is not None else _NEXT_BATCH)
+        self.ino = ino
+        self.recheck_at = asked_at + (OWNER_TTL_S if self.owner is not None else _NEXT_BATCH)
+        return self
 
 
 class LineMaker:
@@ -96,7 +111,7 @@ class LineMaker:
                 state, source, ca_state, pending, rto, backoff, ack_age
                 ) in enumerate(_HOT.iter_unpack(raw)):
             if source == SOURCE_DROP:
-                add_line(self._drop_line(_record(raw, i), offset_ns))
+                add_line(self._drop_line(raw, i, ts_ns, tgid, state, now, offset_ns))
                 continue
             if flags & FLAG_HISTORY and retrans >= prev_retrans:
                 segs = retrans - prev_retrans
@@ -154,22 +169,43 @@ class LineMaker:
             rates.forget_idle(ts_ns)
         return lines
 
-    def _drop_line(self, record: Record, offset_ns: int) -> TransportDrop:
-        """A dropped packet's line. Drops are the rare path: each is decoded whole."""
+    def _drop_line(self, raw, i: int, ts_ns: int, tgid: int, state: int, now: float,
+                   offset_ns: int) -> TransportDrop:
+        """Record ``i``, a dropped packet, as its line."""
+        ino, netns, packets, sport, dport, saddr, daddr, reason = _DROP.unpack_from(
+            raw, i * RECORD_STRUCT.size)
         # The packet's flow: a socket's cookie may come only later in its life.
-        flow = (record.netns, record.saddr, record.daddr, record.sport, record.dport)
-        drops = self._drops.add(flow, record.ts_ns, record.skb_segs)
-        ino = record.ino or self._sockets.inode(record.netns, record.saddr, record.sport,
-                                                record.daddr, record.dport)
-        if ino:
-            self._owners.prepare((ino,))
+        key = (netns, saddr, daddr, sport, dport)
+        flow = self._drops.add(key, ts_ns, packets)
+        shared = flow.shared
+        if (shared is None or shared.owner is None or shared.tgid != tgid
+                or shared.recheck_at <= now or (ino and ino != shared.ino)):
+            shared = flow.shared = self._share_drop(shared, raw, i, key, ino, tgid, now)
+        facts = (state, reason)
+        base = shared.by_facts.get(facts)
+        if base is None:
+            if len(shared.by_facts) >= _MAX_FACTS:
+                shared.by_facts.clear()
+            name = (self._reasons.name(reason) if self._reasons is not None
+                    else f"UNKNOWN_{reason}")
+            base = shared.by_facts[facts] = as_drop(shared.event, state, name, reason)
+        return msgspec.structs.replace(base, ts=(ts_ns + offset_ns) // 1_000_000,
+                                       value=str(flow.total), segs=packets)
+
+    def _share_drop(self, shared: Optional[_Shared], raw, i: int, key, ino: int, tgid: int,
+                    now: float) -> _Shared:
+        record = _record(raw, i)
+        found = ino or self._sockets.inode(record.netns, record.saddr, record.sport,
+                                           record.daddr, record.dport)
+        if found:
+            self._owners.prepare((found,))
         # Keyed by the flow, an owner found once stays with it after its socket
         # has lost its file (closed, its last packets still in flight).
-        owner = self._owners.owner(flow, ino, record.tgid)
-        reason = (self._reasons.name(record.reason) if self._reasons is not None
-                  else f"UNKNOWN_{record.reason}")
-        return drop_event(record, (record.ts_ns + offset_ns) // 1_000_000, str(drops), reason,
-                          owner, self._jobs.job(record.cgroup_id))
+        owner = self._owners.owner(key, found, tgid)
+        if shared is not None and shared.owner == owner:
+            return shared.asked(tgid, now, ino)
+        return _Shared(flow_event(record, owner, self._jobs.job(record.cgroup_id)), owner, tgid,
+                       now, ino)
 
     def _prepare(self, raw, start: int) -> None:
         """One /proc walk, if due, for the sockets of this batch (from record
@@ -186,7 +222,7 @@ class LineMaker:
         owner = self._owners.owner(record.cookie, record.ino, tgid, record.owner_tgid,
                                    record.owner_comm)
         if shared is not None and shared.owner == owner:
-            return _Shared(shared.event, owner, tgid, now)
+            return shared.asked(tgid, now)
         return _Shared(flow_event(record, owner, self._jobs.job(record.cgroup_id)), owner, tgid,
                        now)
 
