@@ -12,8 +12,9 @@ one round of the accounting and owner reports, for the figures.
 Prints each guest's output as it comes, prefixed with its kernel, then one
 summary line per kernel and a last line "N passed, N failed" over all of
 them; a guest that ends without its result shows the last lines of its
-kernel's console (a panic, the OOM killer). Exits non-zero if any guest failed, or never reported. `make
-test-kernels` installs the kernels, QEMU and virtme-ng first.
+kernel's console (a panic, the OOM killer). Exits non-zero if any guest
+failed, or never reported. `make test-kernels` installs the kernels, QEMU
+and virtme-ng first.
 """
 
 import argparse
@@ -79,9 +80,7 @@ def inside() -> int:
     print(f"probe: {probe.attach_line.strip()} (the test saw it after {waited:.1f} s; "
           f"waits stretched {netlab.PATIENCE:.1f} times)", flush=True)
     rc = int(pytest.main(["-p", "no:cacheprovider", "-m", "kernels", "-q", "-rfE", str(TESTS)]))
-    sys.stdout.flush()  # Kernel messages kept from a guest's console, shown if it never reports.
-CONSOLE_LINES = 80
-# pytest's closing line before the reports' own output
+    sys.stdout.flush()  # pytest's closing line before the reports' own output
     # The figures behind the tests on this kernel: one storm, one owner round.
     for report in (["report_accounting.py", "--runs", "1"], ["report_owners.py", "--runs", "1"]):
         rc = rc or subprocess.run([sys.executable, str(TESTS / report[0]), *report[1:]]).returncode
