@@ -188,7 +188,7 @@ def test_a_drop_names_its_socket_owner_and_keeps_it_for_the_flow(fake_proc):
         (4242, "trainer", "1", "CLOSE_WAIT"), (4242, "trainer", "2", "CLOSE_WAIT")]
 
 
-def test_a_drop_without_owner_asks_again_at_the_next_drop(fake_proc):
+def test_a_drop_flow_without_owner_is_asked_again_at_its_next_drop(fake_proc):
     maker = LineMaker(Owners(proc=str(fake_proc)), window_s=10)
     drop = dict(source=SOURCE_DROP, reason=2, skb_segs=1, state=1, ino=556)
     first = raw_record(ts_ns=SECOND, **drop)

@@ -78,6 +78,13 @@ class _Shared:
         self.recheck_at = asked_at + (OWNER_TTL_S if self.owner is not None else _NEXT_BATCH)
         return self
 
+    def keep(self, facts: tuple, event: TransportDrop) -> TransportDrop:
+        """Keeps ``event`` as the shared event for ``facts``; returns it."""
+        if len(self.by_facts) >= _MAX_FACTS:
+            self.by_facts.clear()
+        self.by_facts[facts] = event
+        return event
+
 
 class LineMaker:
     def __init__(self, owners: Owners, window_s: float, reasons: Optional[DropReasons] = None,
@@ -184,11 +191,9 @@ class LineMaker:
         facts = (state, reason)
         base = shared.by_facts.get(facts)
         if base is None:
-            if len(shared.by_facts) >= _MAX_FACTS:
-                shared.by_facts.clear()
             name = (self._reasons.name(reason) if self._reasons is not None
                     else f"UNKNOWN_{reason}")
-            base = shared.by_facts[facts] = as_drop(shared.event, state, name, reason)
+            base = shared.keep(facts, as_drop(shared.event, state, name, reason))
         return msgspec.structs.replace(base, ts=(ts_ns + offset_ns) // 1_000_000,
                                        value=str(flow.total), segs=packets)
 
@@ -240,9 +245,6 @@ _MAX_FACTS = 64
 def _described(shared: _Shared, facts: _Facts) -> TransportDrop:
     """The flow's shared event with the state and kind ``facts`` give."""
     state, tcp_flags, ca_state, flags, pending, source = facts
-    if len(shared.by_facts) >= _MAX_FACTS:
-        shared.by_facts.clear()
-    event = shared.by_facts[facts] = msgspec.structs.replace(
+    return shared.keep(facts, msgspec.structs.replace(
         shared.event, state=state_name(state),
-        kind=kind(source, tcp_flags, ca_state, flags, pending))
-    return event
+        kind=kind(source, tcp_flags, ca_state, flags, pending)))

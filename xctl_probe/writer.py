@@ -99,10 +99,7 @@ class LineWriter:
             lost = self.lost
         # Outside the lock: the writer thread need not wait for the encoding.
         # Only this thread adds lines, so the batch's place in the order holds.
-        if lost:
-            for line in lines:
-                line.lost = lost
-        data = self._encoder.encode_lines(lines)
+        data = _encoded(self._encoder, lines, lost)
         with self._lock:
             self._ready.append((data, len(lines)))
             self._ready_lines += len(lines)
@@ -139,10 +136,7 @@ class LineWriter:
             self._taken += self._ready_lines + len(merged)
             self._ready_lines = 0
         if merged:
-            if lost:
-                for line in merged:
-                    line.lost = lost
-            batches.append((self._merged_encoder.encode_lines(merged), len(merged)))
+            batches.append((_encoded(self._merged_encoder, merged, lost), len(merged)))
         return batches
 
     def _run(self) -> None:
@@ -185,3 +179,11 @@ class LineWriter:
         with self._lock:
             self.lines += lines
             self._written.notify_all()
+
+
+def _encoded(encoder: msgspec.json.Encoder, lines: List[TransportDrop], lost: int) -> bytes:
+    """``lines`` as JSONL, each saying ``lost`` once anything was."""
+    if lost:
+        for line in lines:
+            line.lost = lost
+    return encoder.encode_lines(lines)
