@@ -2,7 +2,6 @@
 counter (and the kernel's own trace events), a closed port, the names the
 running kernel gives its reasons, and the owner of a socket that drops."""
 
-import os
 import platform
 import re
 import socket
@@ -13,14 +12,13 @@ import time
 import pytest
 
 from conftest import requires_root
-from netlab import Netns, ProbeProcess, drop_lines, patient
+from netlab import KernelTrace, Netns, ProbeProcess, drop_lines, patient
 from xctl_contract import check_probe_line
 from xctl_probe.drop_reasons import DropReasons
 from xctl_probe.loader import DEFAULT_OBJECT, KERNEL_BTF, LoadedProbe
 
 pytestmark = [requires_root, pytest.mark.kernels]
 
-TRACEFS = "/sys/kernel/tracing"
 ETH_P_IP = 0x0800
 
 
@@ -31,40 +29,8 @@ def reasons_of_this_kernel():
     return reasons
 
 
-class KfreeSkbTrace:
-    """The kernel's own skb:kfree_skb trace events of one reason, in a trace
-    instance of the test's own (tracefs mounted if it is not): they see
-    every drop, also those that happen on top of a thread of PID 1, where no
-    BPF program runs on these machines."""
-
-    def __init__(self, reason_code: int):
-        if not os.path.ismount(TRACEFS):
-            subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
-        self.path = f"{TRACEFS}/instances/xpt-{os.getpid()}"
-        os.mkdir(self.path)
-        event = f"{self.path}/events/skb/kfree_skb"
-        with open(f"{event}/filter", "w") as f:
-            f.write(f"reason == {reason_code} && protocol == {ETH_P_IP}")
-        with open(f"{event}/enable", "w") as f:
-            f.write("1")
-
-    def tasks(self):
-        """The thread id each event ran on top of, in order."""
-        with open(f"{self.path}/trace") as f:
-            return [int(m.group(1)) for m in re.finditer(r"-(\d+)\s+\[\d+\].*kfree_skb:", f.read())]
-
-    def close(self):
-        with open(f"{self.path}/events/skb/kfree_skb/enable", "w") as f:
-            f.write("0")
-        os.rmdir(self.path)
-
-
 def kernel_release():
     return tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
-
-
-def pid1_threads():
-    return {int(tid) for tid in os.listdir("/proc/1/task")}
 
 
 def test_netfilter_drops_match_nftables_counter():
@@ -80,7 +46,8 @@ def test_netfilter_drops_match_nftables_counter():
     try:
         ns.drop_one_in(7, port)
         probe = ProbeProcess()
-        trace = KfreeSkbTrace(code)
+        trace = KernelTrace(
+            {"skb/kfree_skb": f"reason == {code} && protocol == {ETH_P_IP}"})
         senders = set()
         # A flow that lost a retransmission or two backs off for seconds: in a
         # slow guest 4 s may then see only a few drops. Rounds until ten.
@@ -92,10 +59,10 @@ def test_netfilter_drops_match_nftables_counter():
         time.sleep(0.5)
         assert probe.stop() == 0
         tasks = trace.tasks()
+        on_pid1 = trace.on_pid1()
         events = [check_probe_line(raw) for raw in probe.lines]
         drops = [e for e in drop_lines(events, port, ns.inode) if e["reason"] == "NETFILTER_DROP"]
         seen = sum(e["segs"] for e in drops)
-        on_pid1 = sum(tid in pid1_threads() for tid in tasks)
         owned = sum(e.get("pid") in senders for e in drops)
         print(f"nftables dropped {ns.dropped} in {len(senders)} round(s); the probe reported "
               f"{seen} in {len(drops)} lines; the kernel's trace: {len(tasks)} NETFILTER_DROP, "
