@@ -11,14 +11,11 @@ one round of the accounting and owner reports, for the figures.
 
 Prints each guest's output as it comes, prefixed with its kernel, then one
 summary line per kernel and a last line "N passed, N failed" over all of
-them; a guest that ends without its result shows the last lines of its
-kernel's console (a panic, the OOM killer). Exits non-zero if any guest
-failed, or never reported. `make test-kernels` installs the kernels, QEMU
-and virtme-ng first.
+them. Exits non-zero if any guest failed, or never reported. `make
+test-kernels` installs the kernels, QEMU and virtme-ng first.
 """
 
 import argparse
-import collections
 import os
 import re
 import shlex
@@ -44,8 +41,6 @@ RESULT = "xctl-guest-result:"
 # Seconds the first attach in a guest took on a run where every wait sufficed as
 # written; a slower guest stretches the waits in proportion.
 ATTACH_AT_PATIENCE_1 = 2.0
-# Kernel messages kept from a guest's console, shown if it never reports.
-CONSOLE_LINES = 80
 # pytest's closing line, with -q bare ("1 failed, 21 passed, 53 deselected in 203.31s").
 SUMMARY = re.compile(r"^=* ?((?:\d+ \w+, )*\d+ \w+ in [\d.]+s\b.*?) ?=*$")
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?)")
@@ -92,21 +87,16 @@ def run_guest(name: str, vmlinuz: str, layout: str, timeout: float) -> dict:
     command = (f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 "
                f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} "
                "--inside")
-    # --verbose: the guest kernel's console on stderr, kept aside and shown if
-    # the guest ends without its result (a panic, the OOM killer).
     vng = [str(Path(sys.executable).parent / "vng"), "--run", vmlinuz, "--disable-kvm",
-           "--cpus", "2", "--memory", "2G", "--verbose", "--exec", command]
+           "--cpus", "2", "--memory", "2G", "--exec", command]
     env = dict(os.environ)
     # vng starts virtme-run, which pip put beside it.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     started = time.monotonic()
     result = {"name": name, "release": None, "attach": None, "summary": None, "rc": None,
               "layout_ok": False}
-    proc = subprocess.Popen(vng, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(vng, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env, cwd=REPO)
-    console = collections.deque(maxlen=CONSOLE_LINES)
-    console_reader = threading.Thread(target=console.extend, args=(proc.stderr,), daemon=True)
-    console_reader.start()
     # A guest that hangs says nothing more: kill it, which ends the read below.
     watchdog = threading.Timer(timeout, proc.kill)
     watchdog.start()
@@ -129,14 +119,9 @@ def run_guest(name: str, vmlinuz: str, layout: str, timeout: float) -> dict:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        console_reader.join(10)
     result["seconds"] = time.monotonic() - started
     if result["seconds"] >= timeout:
         print(f"[{name}] killed after {timeout:.0f} s", flush=True)
-    if result["rc"] is None:
-        print(f"[{name}] no result; the last {len(console)} lines of its kernel's console:")
-        for raw in console:
-            print(f"[{name} console] {raw.decode(errors='replace').rstrip()}", flush=True)
     return result
 
 
