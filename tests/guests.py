@@ -13,16 +13,25 @@ Prints each guest's output as it comes, prefixed with its kernel, then one
 summary line per kernel and a last line "N passed, N failed" over all of
 them. Exits non-zero if any guest failed, or never reported. `make
 test-kernels` installs the kernels, QEMU and virtme-ng first.
+
+A guest runs in a process group of its own (vng, virtme-run, QEMU). One that
+has not ended within --timeout is killed with its whole group, and so is
+whatever is left of a guest that ended; a guest without its result line
+fails, with the last lines of its console: the guest kernel's messages of
+level error and worse (soft lockups, RCU stalls, OOM kills, panics), kept in
+build/out/guests/NAME.console (--consoles) beside the guest's own stderr.
 """
 
 import argparse
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional
 
@@ -37,6 +46,11 @@ KERNELS = [
     ("6.12", r"vmlinuz-6\.12\.\d+\+(deb[\d.]+|bpo)-amd64", "before Linux 6.17"),
 ]
 BOOT = Path("/boot")
+# The guest kernel's console at error level and worse only: a console at full
+# verbosity, printed through the emulated serial port, once slowed a loaded
+# guest into soft lockups.
+CONSOLE_LOGLEVEL = "loglevel=4"
+CONSOLE_TAIL = 40
 RESULT = "xctl-guest-result:"
 # Seconds the first attach in a guest took on a run where every wait sufficed as
 # written; a slower guest stretches the waits in proportion.
@@ -83,22 +97,72 @@ def inside() -> int:
     return rc
 
 
-def run_guest(name: str, vmlinuz: str, layout: str, timeout: float) -> dict:
+def group_members(pgid: int) -> List[int]:
+    """The live processes of a process group (a zombie waits to be reaped)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # After "(comm)": state, ppid, process group.
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def kill_group(pgid: int) -> List[int]:
+    """SIGKILL to every process of the group, until none is left; returns
+    the pids of those that would not go within 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return []
+        left = group_members(pgid)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def console_tail(path: Path) -> List[str]:
+    try:
+        lines = path.read_bytes().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+    return lines[-CONSOLE_TAIL:]
+
+
+def run_guest(name: str, vmlinuz: str, layout: str, timeout: float, consoles: Path) -> dict:
     command = (f"cd {shlex.quote(str(REPO))} && PYTHONDONTWRITEBYTECODE=1 "
                f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} "
                "--inside")
+    # --verbose sends the kernel's console to vng's stderr; the appended
+    # loglevel, coming last, keeps it to errors.
     vng = [str(Path(sys.executable).parent / "vng"), "--run", vmlinuz, "--disable-kvm",
-           "--cpus", "2", "--memory", "2G", "--exec", command]
+           "--cpus", "2", "--memory", "2G", "--verbose", "--append", CONSOLE_LOGLEVEL,
+           "--exec", command]
     env = dict(os.environ)
     # vng starts virtme-run, which pip put beside it.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    consoles.mkdir(parents=True, exist_ok=True)
+    console = consoles / f"{name}.console"
     started = time.monotonic()
     result = {"name": name, "release": None, "attach": None, "summary": None, "rc": None,
-              "layout_ok": False}
-    proc = subprocess.Popen(vng, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, cwd=REPO)
-    # A guest that hangs says nothing more: kill it, which ends the read below.
-    watchdog = threading.Timer(timeout, proc.kill)
+              "layout_ok": False, "killed": False, "left": []}
+    with open(console, "wb") as console_file:
+        proc = subprocess.Popen(vng, stdout=subprocess.PIPE, stderr=console_file,
+                                stdin=subprocess.DEVNULL, env=env, cwd=REPO,
+                                start_new_session=True)
+
+    def expire():
+        result["killed"] = True
+        result["left"] = kill_group(proc.pid)
+
+    # Killing the group ends QEMU, which closes the pipe read below.
+    watchdog = threading.Timer(timeout, expire)
     watchdog.start()
     try:
         for raw in proc.stdout:
@@ -116,12 +180,19 @@ def run_guest(name: str, vmlinuz: str, layout: str, timeout: float) -> dict:
                 result["rc"] = int(line.split()[1])
     finally:
         watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
+        watchdog.join()
+        result["left"] = result["left"] or kill_group(proc.pid)
         proc.wait()
     result["seconds"] = time.monotonic() - started
-    if result["seconds"] >= timeout:
-        print(f"[{name}] killed after {timeout:.0f} s", flush=True)
+    if result["killed"]:
+        print(f"[{name}] no result after {timeout:.0f} s: killed the guest "
+              f"(vng, virtme-run, QEMU)", flush=True)
+    if result["left"]:
+        print(f"[{name}] still running after SIGKILL: pids {result['left']}", flush=True)
+    if result["rc"] is None:
+        print(f"[{name}] the last lines of its console ({console}):", flush=True)
+        for line in console_tail(console):
+            print(f"[{name} console] {line}", flush=True)
     return result
 
 
@@ -130,13 +201,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this kernel (6.1, 6.12); repeatable")
+    parser.add_argument("--jobs", type=int, default=2, metavar="N",
+                        help="guests run side by side (default: %(default)s)")
+    parser.add_argument("--consoles", type=Path, default=REPO / "build" / "out" / "guests",
+                        metavar="DIR", help="where each guest's console goes, as NAME.console "
+                        "(default: build/out/guests)")
     parser.add_argument("--timeout", type=float, default=1500, metavar="SECONDS",
                         help="give up on a guest after this long (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.inside:
         return inside()
 
-    results = []
+    guests = []
     for name, pattern, layout in KERNELS:
         if args.only and name not in args.only:
             continue
@@ -145,7 +221,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"guests: no kernel {pattern} in {BOOT}; `make test-kernels` installs it",
                   file=sys.stderr)
             return 2
-        results.append(run_guest(name, vmlinuz, layout, args.timeout))
+        guests.append((name, vmlinuz, layout, args.timeout, args.consoles))
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda guest: run_guest(*guest), guests))
 
     passed = failed = 0
     ok = True
@@ -153,7 +231,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         counts = {kind: int(n) for n, kind in COUNTS.findall(r["summary"] or "")}
         passed += counts.get("passed", 0)
         failed += counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
-        good = r["rc"] == 0 and r["layout_ok"] and counts.get("passed", 0) > 0
+        good = (r["rc"] == 0 and r["layout_ok"] and counts.get("passed", 0) > 0
+                and not r["left"])
         ok &= good
         print(f"guest {r['name']}: kernel {r['release']}, attached in {r['attach']} ms, "
               f"layout {'as expected' if r['layout_ok'] else 'WRONG'}, "

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,14 @@ def test_the_wheel_is_manylinux_2_28_abi3_and_carries_what_it_needs(wheel):
     assert "xctl_probe/probe.bpf.o" in names and "xctl_probe/_libbpf.abi3.so" in names
     assert "xctl_probe/bench.bpf.o" in names
     assert "xctl_probe_ebpf.libs/libelf-" in names
+
+
+def test_the_wheel_names_the_library_versions_it_was_built_with(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        vendored = archive.read("xctl_probe/VENDORED").decode()
+    assert vendored == (ROOT / "build" / "out" / "vendor" / "prefix" / "VERSIONS").read_text()
+    names = [line.split()[0] for line in vendored.splitlines()]
+    assert names == ["zlib", "elfutils", "libbpf", "zig", "target"], vendored
 
 
 def test_the_extension_needs_only_glibc_and_its_own_libelf(wheel_venv):

@@ -1,8 +1,10 @@
 """``describe``: what this probe is on this kernel, as one JSON document: its
-version, the tracepoint layout CO-RE chose, its hooks, and the event's JSON
-Schema, generated from the msgspec Struct the lines are encoded from."""
+version, the libraries a wheel was built with, the tracepoint layout CO-RE
+chose, its hooks, and the event's JSON Schema, generated from the msgspec
+Struct the lines are encoded from."""
 
 from pathlib import Path
+from typing import Dict, Optional
 
 import msgspec
 
@@ -11,11 +13,25 @@ from .event import EVENT_TYPE, TransportDrop
 from .loader import LoadedProbe
 
 
+# What build/vendor.sh built into a wheel ("libbpf 1.1.2-0+deb12u1" a line);
+# a local build links the system's libbpf and has no such file.
+VENDORED = Path(__file__).with_name("VENDORED")
+
+
+def vendored() -> Optional[Dict[str, str]]:
+    try:
+        lines = VENDORED.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    return dict(line.split(" ", 1) for line in lines if line.strip())
+
+
 def describe(object_path: Path) -> bytes:
     with LoadedProbe(object_path, attach=False) as probe:
         document = {
             "name": "xctl-probe-ebpf",
             "version": __version__,
+            "vendored": vendored(),
             "event_type": EVENT_TYPE,
             "layout": {
                 "tracepoint": "tcp:tcp_retransmit_skb",
