@@ -2,7 +2,8 @@
 first step that fails, names it, and runs nothing in the directory it was
 started from. Real failures: a source version the mirror does not have, and
 a compiler that cannot run (an interpreter without ziglang). The downloads
-are real too: these tests need root (apt) and Debian's mirror."""
+are real too: these tests need root (apt), Debian's mirror and dpkg-dev (make
+test-wheel runs them)."""
 
 import os
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from conftest import requires_root
 
-pytestmark = requires_root
+pytestmark = [requires_root, pytest.mark.wheel]
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "build" / "vendor.sh"
