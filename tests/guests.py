@@ -181,6 +181,11 @@ def run_guest(name: str, vmlinuz: str, layout: str, timeout: float, consoles: Pa
     finally:
         watchdog.cancel()
         watchdog.join()
+        # vng ends soon after QEMU; whatever of the guest is still there then goes.
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
         result["left"] = result["left"] or kill_group(proc.pid)
         proc.wait()
     result["seconds"] = time.monotonic() - started
