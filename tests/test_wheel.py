@@ -112,6 +112,14 @@ def test_its_dependencies_resolve_for_python(wheel, version, tmp_path):
     assert {"xctl-probe-ebpf", "cffi", "msgspec", "typer"} <= installed, installed
 
 
+def test_describe_from_the_wheel_names_the_versions_built(wheel_venv):
+    run = subprocess.run(hidden([SYSTEM_PYTHON, str(wheel_venv / "bin" / "xctl-probe-ebpf"),
+                                 "describe"]), capture_output=True, text=True, check=True)
+    built = (ROOT / "build" / "out" / "vendor" / "prefix" / "VERSIONS").read_text()
+    assert json.loads(run.stdout)["vendored"] == dict(
+        line.split(" ", 1) for line in built.splitlines())
+
+
 def test_from_the_wheel_as_xctl_runs_it_with_nothing_else(wheel_venv):
     run = run_pair(port=9650, seconds=3.0, probe={
         "prefix": hidden([]), "interpreter": SYSTEM_PYTHON,
