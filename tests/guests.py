@@ -33,7 +33,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -97,19 +97,23 @@ def inside() -> int:
     return rc
 
 
-def group_members(pgid: int) -> List[int]:
-    """The live processes of a process group (a zombie waits to be reaped)."""
-    members = []
+def live_processes() -> Iterator[Tuple[int, int, str]]:
+    """(pid, process group, command line) of every process but zombies,
+    which only wait to be reaped."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 # After "(comm)": state, ppid, process group.
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
             except (OSError, IndexError):
                 continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
+            if fields[0] != "Z":
+                yield int(entry.name), int(fields[2]), cmdline.decode(errors="replace")
+
+
+def group_members(pgid: int) -> List[int]:
+    return [pid for pid, group, _ in live_processes() if group == pgid]
 
 
 def kill_group(pgid: int) -> List[int]:

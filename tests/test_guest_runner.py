@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_root
+from guests import live_processes
 
 pytestmark = [requires_root, pytest.mark.guest_runner]
 
@@ -17,18 +18,7 @@ GUESTS = Path(__file__).resolve().parent / "guests.py"
 
 
 def live_processes_naming(text: str) -> list:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if text in cmdline and state != "Z":
-            found.append((int(entry.name), cmdline))
-    return found
+    return [(pid, cmdline) for pid, _, cmdline in live_processes() if text in cmdline]
 
 
 def test_a_guest_past_its_timeout_is_killed_with_its_qemu(tmp_path):
