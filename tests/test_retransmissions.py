@@ -45,9 +45,12 @@ def test_lines_describe_the_flow_and_the_time():
         assert e["pid"] == run["sender"]["pid"] and "node_id" not in e
     # The data flow runs from the client to the server's port.
     data = [e for e in events if e["dport"] == run["port"]]
-    # The server half-closes at once, so the client sends from CLOSE_WAIT.
+    # The server half-closes at once, so the client sends from CLOSE_WAIT. The
+    # one line from CLOSE is the socket's last word (no kind): segments of
+    # retransmissions whose BPF run the kernel skipped, counted at close.
     sending_states = {"SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "FIN_WAIT1", "CLOSING"}
-    assert data and {e["state"] for e in data} <= sending_states
+    assert data and all(e["state"] in sending_states
+                        or (e["state"] == "CLOSE" and "kind" not in e) for e in data)
     # ts follows the kernel's order of events within a flow.
     assert [e["ts"] for e in data] == sorted(e["ts"] for e in data)
     # One in five dropped: the flow's rate over the window shows a storm.
