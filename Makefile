@@ -14,7 +14,7 @@ CONSTRAINTS := build/constraints.txt
 PIP := $(VPY) -m pip install -q -c $(CONSTRAINTS)
 APT := bash build/apt-install.sh
 # xctl's own source, for the harness that runs the probe through it. Where the
-# harness reads it from is fixed in tests/xctl_harness (Cargo.toml, main.rs).
+# harness reads it from is fixed in tests/xctl/harness (Cargo.toml, main.rs).
 XCTL_SRC := ../shared/xctl-src
 HARNESS := build/out/xctl-harness/release/xctl-harness
 
@@ -26,17 +26,17 @@ run: install
 test: test-host test-xctl test-wheel
 
 test-host: install
-	$(VENV)/bin/pytest -m "not xctl and not wheel and not guest_runner"
+	$(VENV)/bin/pytest tests/unit tests/kernel
 
 test-xctl: install $(HARNESS)
-	$(VENV)/bin/pytest -m xctl
+	$(VENV)/bin/pytest tests/xctl
 
 test-wheel: wheel build/out/bullseye/.built
-	$(VENV)/bin/pytest -m wheel
+	$(VENV)/bin/pytest tests/wheel
 
 # Debian 11 (glibc 2.31, Python 3.9), an older userland to run the wheel in.
 build/out/bullseye/.built: | $(VENV)/.wheel-tools
-	bash tests/make_bullseye.sh build/out/bullseye
+	bash tests/wheel/make_bullseye.sh build/out/bullseye
 
 # The wheel that ships: one file in dist/, manylinux_2_28 and abi3, libbpf and
 # zlib linked in and libelf bundled (build/vendor.sh builds them with zig's C
@@ -61,9 +61,9 @@ $(VENV)/.wheel-tools: $(VENV)/.deps
 	touch $@
 
 test-kernels: install $(VENV)/.virtme-ng
-	bash tests/install_kernels.sh
-	$(VENV)/bin/pytest -m guest_runner
-	$(VPY) tests/guests.py
+	bash tests/guests/install_kernels.sh
+	$(VENV)/bin/pytest tests/guests
+	$(VPY) tests/guests/runner.py
 
 install: $(VENV)/.installed
 
@@ -77,7 +77,7 @@ $(VENV)/.deps: pyproject.toml $(CONSTRAINTS) | deps
 	touch $@
 
 # setuptools' in-tree build directory keeps modules deleted since: start clean.
-$(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build/*.py xctl_probe/*.py bin/*)
+$(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build/*.py xctl_probe/*.py xctl_probe/*/*.py bin/*)
 	rm -rf build/lib.* build/temp.* build/bdist.*
 	$(VPY) -m pip install -q --no-build-isolation --no-deps --force-reinstall .
 	touch $@
@@ -91,17 +91,17 @@ rust-deps:
 	@test -d $(XCTL_SRC)/core || { echo "make: xctl's source is not at $(XCTL_SRC)" >&2; exit 1; }
 	@$(APT) --no-install-recommends xctl
 
-$(HARNESS): tests/xctl_harness/Cargo.toml $(wildcard tests/xctl_harness/src/*.rs tests/xctl_harness/serde_yaml_09/*) | rust-deps
-	cd tests/xctl_harness && CARGO_TARGET_DIR=$(abspath build/out/xctl-harness) cargo build --release --quiet
+$(HARNESS): tests/xctl/harness/Cargo.toml $(wildcard tests/xctl/harness/src/*.rs tests/xctl/harness/serde_yaml_09/*) | rust-deps
+	cd tests/xctl/harness && CARGO_TARGET_DIR=$(abspath build/out/xctl-harness) cargo build --release --quiet
 
 bench: install
 	$(VENV)/bin/xctl-probe-ebpf bench
-	$(VPY) tests/report_accounting.py
-	$(VPY) tests/report_owners.py
-	$(VPY) tests/report_drops.py
-	$(VPY) tests/bench_kernel_cost.py
-	$(VPY) tests/bench_throughput.py
-	$(VPY) tests/bench_slow_reader.py
+	$(VPY) tests/bench/report_accounting.py
+	$(VPY) tests/bench/report_owners.py
+	$(VPY) tests/bench/report_drops.py
+	$(VPY) tests/bench/bench_kernel_cost.py
+	$(VPY) tests/bench/bench_throughput.py
+	$(VPY) tests/bench/bench_slow_reader.py
 
 clean:
 	rm -rf $(VENV) build/out build/lib* build/bdist* build/temp* *.egg-info dist xctl_probe/_libbpf*.so xctl_probe/*.bpf.o

@@ -83,7 +83,7 @@ static __always_inline struct xp_record *reserve_record(void)
  * Waking the reader costs more than everything else a record does (about
  * four fifths of the program's time in a storm, measured with bpf_stats), so
  * a record wakes it only once an eighth of the ring is waiting; the reader
- * also polls on a short timeout (xctl_probe/stream.py), which bounds how long
+ * also polls on a short timeout (xctl_probe/output/stream.py), which bounds how long
  * a lone record waits on a quiet node.
  */
 static __always_inline void submit_record(struct xp_record *r)
@@ -408,7 +408,7 @@ int xp_report_layout(struct __sk_buff *skb)
  * Run by the loader through BPF_PROG_TEST_RUN where the kernel's
  * configuration is not on the node: the low 31 bits of jiffies (a test run's
  * result is read as an int), which user space sets against the monotonic
- * clock to find HZ (xctl_probe/ticks.py).
+ * clock to find HZ (xctl_probe/kernel/ticks.py).
  */
 SEC("socket")
 int xp_report_jiffies(struct __sk_buff *skb)

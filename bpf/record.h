@@ -24,7 +24,7 @@ enum xp_source {
 /*
  * Bits of xp_record.flags. The kind of a retransmission (rto, fast, tlp,
  * syn, synack, noncongestion) is decided in user space from the raw facts a
- * record carries: xctl_probe/event.py documents the rule.
+ * record carries: xctl_probe/meaning/event.py documents the rule.
  */
 enum xp_flag {
 	/* The tracepoint has the 6.17+ layout (sk, skb, err): err is real. */
@@ -50,7 +50,7 @@ struct xp_record {
 	__u32 skb_segs;		/* segments in the retransmitted skb; 0 in a close record */
 	__u32 retrans;		/* segments the flow has retransmitted in its life, this one included */
 	__u32 prev_retrans;	/* retrans at the previous record (XP_F_HISTORY): a line's segs is
-				 * the rise between the two (xctl_probe/accounting.py) */
+				 * the rise between the two (xctl_probe/meaning/accounting.py) */
 	__u32 sent;		/* segments the flow has sent in its life, retransmissions included */
 	__u32 tgid;		/* process on the CPU: often not the owner (softirq), only a hint */
 	__u32 srtt_us;		/* smoothed RTT of the flow, microseconds, 0 if none */

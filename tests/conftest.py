@@ -1,14 +1,13 @@
-import os
+"""Fixtures every kind of test may use; the lab itself is the lab package."""
+
 import time
 
 import pytest
 
-from netlab import Netns, ProbeProcess, check_segs, flow_lines
-from xctl_contract import check_probe_line
-
-requires_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="loads BPF programs and makes network namespaces: run as root"
-)
+from lab.accounting import check_segs, flow_lines
+from lab.netns import Netns
+from lab.probe import ProbeProcess
+from lab.xctl_contract import check_probe_line
 
 
 @pytest.fixture

@@ -1,0 +1,64 @@
+"""A socket's job named from its cgroup on the real kernel, without the owner's environment."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from xctl_probe.context.jobs import CgroupJobs, cgroup2_root
+
+from lab.accounting import flow_lines
+from lab.marks import requires_root
+from lab.netns import LAB, Netns, merged_lines
+from lab.probe import ProbeProcess
+from lab.scenarios import remove_cgroups
+from lab.xctl_contract import check_probe_line
+
+
+@pytest.fixture
+def slurm_cgroup():
+    root = cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup2 hierarchy mounted")
+    base = root / f"xpt-slurm-{uuid.uuid4().hex[:8]}"
+    path = base / "job_4242" / "step_0"
+    path.mkdir(parents=True)
+    yield path
+    remove_cgroups(path, path.parent, base)
+
+
+@requires_root
+@pytest.mark.kernels
+def test_a_job_4242_cgroup_names_the_job_without_the_environment(slurm_cgroup):
+    ns = Netns()
+    probe = ProbeProcess()
+    port = 9450
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
+    try:
+        ns.drop_one_in(5, port)
+        # Into the cgroup before any socket is opened (and before `ip netns
+        # exec`, which mounts a /sys without cgroups).
+        out = subprocess.run(
+            ["sh", "-c", f'echo $$ > {slurm_cgroup}/cgroup.procs && exec "$@"', "sh",
+             "ip", "netns", "exec", ns.name, sys.executable, str(LAB / "traffic.py"),
+             "--port", str(port), "--seconds", "2"],
+            capture_output=True, text=True, check=True, env=env).stdout
+        sender = merged_lines(out)
+        ns.wait_settled(port)
+        time.sleep(0.5)
+        assert probe.stop() == 0
+        events = flow_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)
+    finally:
+        probe.kill()
+        ns.close()
+    assert events
+    assert all(e["job_id"] == "4242" and e["cgroup_id"] == os.stat(slurm_cgroup).st_ino
+               for e in events), events[:3]
+    assert any(e.get("pid") == sender["pid"] for e in events)
+    # The process has exited: its cgroup still names the job.
+    with pytest.raises(ProcessLookupError):
+        os.kill(sender["pid"], 0)
+    assert CgroupJobs().job(events[0]["cgroup_id"]) == "4242"

@@ -1,0 +1,71 @@
+"""The probe's BPF programs as the kernel lists them (bpftool): loaded,
+attached, and gone once the probe has exited."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import List
+
+from .waits import patient
+
+
+def wait_attached_programs(count: int = 5, timeout: float = 60.0) -> List[dict]:
+    """Waits, through bpftool only, until ``count`` programs of ours are loaded."""
+    deadline = time.monotonic() + patient(timeout)
+    while time.monotonic() < deadline:
+        programs = [p for p in our_programs() if p.get("type") == "tracing"]
+        if len(programs) >= count:
+            return programs
+        time.sleep(0.05)
+    raise TimeoutError(f"fewer than {count} xp_ tracing programs after {timeout} s")
+
+
+def our_programs() -> List[dict]:
+    """BPF programs of this probe now loaded in the kernel (their names start with xp_)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True,
+                         check=True).stdout
+    return [p for p in json.loads(out) if p.get("name", "").startswith("xp_")]
+
+
+def program_holders(prog_ids) -> List[str]:
+    """'PID (comm)' of every process holding a descriptor of one of these
+    programs, or of a link to one (their fdinfo names the prog_id)."""
+    wanted = {str(i) for i in prog_ids}
+    holders = set()
+    for fdinfo in Path("/proc").glob("[0-9]*/fdinfo/*"):
+        try:
+            text = fdinfo.read_text()
+        except OSError:  # the process or descriptor went away meanwhile
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key == "prog_id" and value.strip() in wanted:
+                pid = fdinfo.parts[2]
+                try:
+                    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                except OSError:
+                    comm = "?"
+                holders.add(f"{pid} ({comm})")
+    return sorted(holders)
+
+
+def wait_programs_gone(timeout: float = 10.0) -> None:
+    """Until no program of ours is loaded any more.
+
+    The kernel frees a tracing program only after a grace period once its
+    last reference is gone, so it can stay listed for a moment after the
+    probe has exited. One still listed after ``timeout`` is really held: the
+    failure names the programs and the processes that hold them.
+    """
+    deadline = time.monotonic() + patient(timeout)
+    while True:
+        left = our_programs()
+        if not left:
+            return
+        if time.monotonic() >= deadline:
+            names = ", ".join(sorted(f"{p['name']} (id {p['id']})" for p in left))
+            holders = ", ".join(program_holders(p["id"] for p in left)) or "no process"
+            raise AssertionError(
+                f"BPF programs left after {patient(timeout):g} s: {names}; held by {holders}")
+        time.sleep(0.05)

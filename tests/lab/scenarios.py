@@ -1,0 +1,139 @@
+"""Whole scenarios, shared by the tests and the report scripts, so a figure in
+a report comes from the same scenario a test checks: a loss storm, a pair
+of processes of their own, and the cgroups a test makes."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .accounting import flow_lines
+from .netns import Netns
+from .probe import ProbeProcess
+from .xctl_contract import check_probe_line
+
+
+def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
+              family: str = "4") -> dict:
+    """The acceptance scenario: bulk TCP through a namespace that drops one
+    packet in ``drop_one_in`` towards ``port``, with the probe running.
+
+    Returns the probe's raw lines, the kernel's counter deltas for the
+    namespace, nftables' drop count and the wall-clock span of the run.
+    """
+    ns = Netns()
+    probe = None
+    try:
+        ns.drop_one_in(drop_one_in, port)
+        probe = ProbeProcess()
+        before = ns.counters()
+        started_ms = time.time() * 1000
+        sender = ns.traffic(port, seconds, family)
+        ns.wait_settled(port)
+        after = ns.counters()
+        # Give the ring buffer a moment; the probe also drains it on SIGTERM.
+        time.sleep(0.5)
+        rc = probe.stop()
+        ended_ms = time.time() * 1000
+        return {
+            "rc": rc,
+            "lines": probe.lines,
+            "stderr": probe.stderr_text(),
+            "delta": {k: after[k] - before.get(k, 0) for k in after},
+            "nft_dropped": ns.dropped,
+            "netns": ns.inode,
+            "sender": sender,
+            "span_ms": (started_ms, ended_ms),
+            "port": port,
+            "err_layout": probe.err_layout,
+        }
+    finally:
+        if probe is not None:
+            probe.kill()
+        ns.close()
+
+
+def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bool = True,
+             client_name: bytes = b"xpt-client", server_name: bytes = b"xpt-server",
+             drop_one_in: int = 5, client_env: Optional[Dict[str, str]] = None,
+             client_fork: bool = False, probe: Optional[Dict] = None) -> dict:
+    """A server and a client process of their own, both sending, through a
+    namespace that drops one packet in ``drop_one_in`` both ways. With
+    probe_first=False the connection is up before the probe starts; with
+    client_fork the client shares its socket with a child that does the
+    sending; ``probe`` holds ProbeProcess's keyword arguments (prefix,
+    interpreter, script)."""
+    probe_kwargs = probe or {}
+    ns = Netns()
+    probe = None
+    procs: List[subprocess.Popen] = []
+    try:
+        ns.drop_one_in(drop_one_in, port, both_ways=True)
+        if probe_first:
+            probe = ProbeProcess(**probe_kwargs)
+            before = ns.counters()
+        server = ns.spawn("--role", "server", "--port", str(port), "--family", family,
+                          "--duplex", "--seconds", str(seconds), "--name-hex", server_name.hex())
+        procs.append(server)
+        server_info = json.loads(server.stdout.readline())
+        client = ns.spawn("--role", "client", "--port", str(port), "--family", family,
+                          "--duplex", "--seconds", str(seconds), "--name-hex", client_name.hex(),
+                          "--wait-go", *(["--fork"] if client_fork else []), env=client_env)
+        procs.append(client)
+        client_info = json.loads(client.stdout.readline())
+        if probe is None:
+            probe = ProbeProcess(**probe_kwargs)
+            before = ns.counters()
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        child_pid = json.loads(client.stdout.readline())["child"] if client_fork else None
+        time.sleep(seconds)
+        ns.lift_loss()
+        for proc in procs:
+            proc.wait(timeout=seconds + 120)
+        ns.wait_settled(port)
+        after = ns.counters()
+        time.sleep(0.5)
+        rc = probe.stop()
+        return {
+            "rc": rc, "lines": probe.lines, "stderr": probe.stderr_text(), "port": port,
+            "netns": ns.inode, "server_pid": server_info["pid"],
+            "client_pid": client_info["pid"], "client_port": client_info["port"],
+            "child_pid": child_pid,
+            "delta": {k: after[k] - before.get(k, 0) for k in after},
+            "err_layout": probe.err_layout,
+        }
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if probe is not None:
+            probe.kill()
+        ns.close()
+
+
+def owner_share(run, client_comm, server_comm):
+    """(lines naming the right pid and comm, the lines) of a run_pair run:
+    server lines are those whose local port is the port, client lines the others."""
+    events = flow_lines([check_probe_line(raw) for raw in run["lines"]], run["port"],
+                        run["netns"])
+    right = 0
+    for e in events:
+        expected = ((run["server_pid"], server_comm) if e["sport"] == run["port"]
+                    else (run["client_pid"], client_comm))
+        right += (e.get("pid"), e.get("comm")) == expected
+    return right, events
+
+
+def remove_cgroups(*directories: Path) -> None:
+    """Removes cgroups a test made, innermost first, waiting for their last
+    process to leave (rmdir fails while one is still in)."""
+    for directory in directories:
+        for _ in range(50):
+            try:
+                directory.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

@@ -1,0 +1,91 @@
+"""The user-space parts of drops without a kernel probe: counts over the
+window, the socket of a four-tuple in a namespace (a /proc made by the test),
+and how reasons of other subsystems are named."""
+
+import os
+import socket
+
+import pytest
+
+from xctl_probe.context.sockets import SocketsByTuple
+from xctl_probe.kernel.drop_reasons import DropReasons
+from xctl_probe.kernel.loader import KERNEL_BTF
+from xctl_probe.meaning.flows import DropCounts
+
+SECOND = 10**9
+
+
+def test_drops_are_counted_over_the_window():
+    counts = DropCounts(16 * SECOND)
+    assert [counts.add("a", t * SECOND).total for t in (0, 1, 2)] == [1, 2, 3]
+    assert counts.add("b", 3 * SECOND).total == 1
+    # 17 s later only the drops of the last 16 s (and at most a slice more) count.
+    assert counts.add("a", 19 * SECOND).total == 1
+    assert counts.add("a", 19 * SECOND, packets=4).total == 5
+
+
+def test_silent_flows_are_forgotten_and_the_count_is_bounded():
+    counts = DropCounts(SECOND, max_flows=4, max_idle_ns=60 * SECOND)
+    for flow in range(4):
+        counts.add(flow, flow * SECOND)
+    counts.add(4, 5 * SECOND)  # past the bound: the oldest quarter goes
+    assert len(counts) == 4
+    counts.add(5, 100 * SECOND)  # all others silent for over a minute
+    assert len(counts) == 1
+
+
+def proc_row(local, lport, remote, rport, state, ino):
+    def hex_v4(address):
+        return socket.inet_aton(address)[::-1].hex().upper()
+    return (f"   0: {hex_v4(local)}:{lport:04X} {hex_v4(remote)}:{rport:04X} {state:02X} "
+            f"00000000:00000000 00:00000000 00000000     0        0 {ino} 1 0000000000000000\n")
+
+
+@pytest.fixture
+def fake_proc(tmp_path):
+    """Process 77 in a namespace (its ns/net inode) with a listener on :80,
+    a connection 10.0.0.1:80 <- 10.0.0.2:5555, and nothing else."""
+    (tmp_path / "77" / "ns").mkdir(parents=True)
+    (tmp_path / "77" / "net").mkdir()
+    (tmp_path / "77" / "ns" / "net").write_text("")
+    header = "  sl  local_address rem_address   st ...\n"
+    (tmp_path / "77" / "net" / "tcp").write_text(
+        header + proc_row("0.0.0.0", 80, "0.0.0.0", 0, 0x0A, 1001)
+        + proc_row("10.0.0.1", 80, "10.0.0.2", 5555, 0x01, 1002))
+    (tmp_path / "77" / "net" / "tcp6").write_text(header)
+    return tmp_path, os.stat(tmp_path / "77" / "ns" / "net").st_ino
+
+
+def v4(address):
+    return socket.inet_aton(address) + bytes(12)
+
+
+def test_a_packet_finds_its_socket_by_four_tuple_then_by_listener(fake_proc):
+    proc, netns = fake_proc
+    sockets = SocketsByTuple(proc=str(proc))
+    assert sockets.inode(netns, v4("10.0.0.1"), 80, v4("10.0.0.2"), 5555) == 1002
+    assert sockets.inode(netns, v4("10.0.0.1"), 80, v4("10.0.0.3"), 6666) == 1001
+    assert sockets.inode(netns, v4("10.0.0.1"), 81, v4("10.0.0.2"), 5555) == 0
+    assert sockets.inode(netns + 1, v4("10.0.0.1"), 80, v4("10.0.0.2"), 5555) == 0
+
+
+def test_a_miss_rereads_the_listing_at_most_once_per_refresh(fake_proc):
+    proc, netns = fake_proc
+    sockets = SocketsByTuple(proc=str(proc), refresh_s=3600)
+    assert sockets.inode(netns, v4("10.0.0.1"), 81, v4("10.0.0.2"), 1) == 0
+    with open(proc / "77" / "net" / "tcp", "a") as table:
+        table.write(proc_row("10.0.0.1", 81, "10.0.0.2", 1, 0x01, 1003))
+    assert sockets.inode(netns, v4("10.0.0.1"), 81, v4("10.0.0.2"), 1) == 0
+    assert SocketsByTuple(proc=str(proc)).inode(netns, v4("10.0.0.1"), 81, v4("10.0.0.2"),
+                                                1) == 1003
+
+
+def test_reasons_of_other_subsystems_and_unknown_numbers_are_named():
+    reasons = DropReasons(KERNEL_BTF)
+    if not reasons.available:
+        pytest.skip("this kernel's kfree_skb has no drop reason (Linux 5.17+)")
+    assert reasons.name(0xFFFF) == "UNKNOWN_65535"
+    # A subsystem this kernel's BTF names but whose own enum it lacks.
+    subsystem = reasons._subsystems.get(1)
+    if subsystem is not None:
+        assert reasons.name((1 << 16) | 7) == f"{subsystem}_7"

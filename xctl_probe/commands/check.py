@@ -1,0 +1,119 @@
+"""``check``: can the probe run on this node, and how well. One finding per
+line, each ``ok``, ``warn`` (it runs, with less) or ``FAIL`` (it cannot run),
+and the exit code the probe itself would fail with, 0 when it can run."""
+
+import os
+import platform
+from pathlib import Path
+from typing import Callable, List, NamedTuple, Tuple
+
+from ..errors import EXIT_NO_BTF, EXIT_NO_PRIVILEGE, EXIT_OK, ProbeError
+from ..kernel import capabilities
+from ..kernel.drop_reasons import DropReasons
+from ..kernel.loader import KERNEL_BTF, LoadedProbe
+
+
+class Finding(NamedTuple):
+    status: str  # "ok", "warn" or "FAIL"
+    topic: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.status:<4} {self.topic}: {self.text}"
+
+
+def _kernel() -> Finding:
+    uname = platform.uname()
+    return Finding("ok", "kernel", f"Linux {uname.release} ({uname.machine})")
+
+
+def _btf() -> Tuple[Finding, int]:
+    if KERNEL_BTF.is_file():
+        size = KERNEL_BTF.stat().st_size
+        return Finding("ok", "btf", f"{KERNEL_BTF} ({size // 1024} KiB)"), EXIT_OK
+    return Finding("FAIL", "btf", f"{KERNEL_BTF} is missing: the kernel needs "
+                   "CONFIG_DEBUG_INFO_BTF=y"), EXIT_NO_BTF
+
+
+def _capabilities(mask: int) -> Tuple[Finding, int]:
+    wanted = capabilities.SERVICE
+    holds = capabilities.held(wanted + ["CAP_SYS_ADMIN"], mask)
+    lacks = [name for name in wanted if name not in holds]
+    text = f"uid {os.geteuid()} holds {', '.join(holds) or 'none of them'}"
+    if lacks:
+        text += f"; lacks {', '.join(lacks)}"
+    if not capabilities.can_load(mask):
+        return Finding("FAIL", "capabilities", text + ": cannot load BPF programs"), \
+            EXIT_NO_PRIVILEGE
+    return Finding("warn" if lacks else "ok", "capabilities", text), EXIT_OK
+
+
+def _drops() -> Tuple[Finding, bool]:
+    """Whether drops can be reported: the kernel names its drop reasons in BTF."""
+    try:
+        reasons = DropReasons(KERNEL_BTF)
+    except ProbeError as exc:
+        return Finding("warn", "drops", f"{exc}: retransmissions only"), False
+    if not reasons.available:
+        return Finding("warn", "drops", "this kernel's skb:kfree_skb carries no drop reason "
+                       "(Linux 5.17+): retransmissions only"), False
+    return Finding("ok", "drops", f"{len(reasons)} drop reasons named by this kernel's BTF"), True
+
+
+def _hooks(object_path: Path, drops: bool) -> Tuple[List[Finding], int]:
+    try:
+        with LoadedProbe(object_path, drops=drops) as probe:
+            found = [Finding("ok", "hook", f"{hook} loads and attaches")
+                     for hook in probe.hooks]
+            found.append(Finding("ok", "layout", probe.layout))
+            found.append(
+                Finding("ok", "hz", f"HZ {probe.hz}, from the {probe.hz_source}") if probe.hz
+                else Finding("warn", "hz", "HZ cannot be told (no kernel config on the node, "
+                             "and jiffies are near their start value): lines leave out rto_ms "
+                             "and stalled_ms"))
+        return found + [Finding("ok", "detach", "all programs detached")], EXIT_OK
+    except ProbeError as exc:
+        return [Finding("FAIL", "hooks", str(exc))], exc.exit_code
+
+
+def _owners(proc: str = "/proc") -> Finding:
+    """Whether other processes' descriptors can be listed, which is how owners are found."""
+    own = {str(os.getpid()), str(os.getppid())}
+    readable = denied = 0
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit() or entry.name in own:
+            continue
+        try:
+            with os.scandir(f"{entry.path}/fd"):
+                readable += 1
+        except PermissionError:
+            denied += 1
+        except OSError:  # gone meanwhile
+            continue
+    total = readable + denied
+    if denied:
+        return Finding("warn", "owners", f"/proc/PID/fd of {denied} of {total} processes cannot be "
+                       "read: lines for their sockets will carry no pid (grant "
+                       f"{' and '.join(capabilities.OWNERS)})")
+    return Finding("ok", "owners", f"/proc/PID/fd of all {total} other processes readable")
+
+
+def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
+    """Prints each finding as it is made; returns the exit code."""
+    code = EXIT_OK
+    say(str(_kernel()))
+    btf, btf_code = _btf()
+    say(str(btf))
+    caps, caps_code = _capabilities(capabilities.effective())
+    say(str(caps))
+    code = btf_code or caps_code
+    if code == EXIT_OK:
+        drops, drops_ok = _drops()
+        say(str(drops))
+        hooks, code = _hooks(object_path, drops_ok)
+        for finding in hooks:
+            say(str(finding))
+    else:
+        say(str(Finding("FAIL", "hooks", "not tried: see above")))
+    say(str(_owners()))
+    return code

@@ -1,0 +1,280 @@
+"""The command line: options, the probe's life, and every failure as one line.
+
+xctl starts a probe as ``python3 PATH`` with no arguments, so every option
+has a default that is right for it. stderr is a pipe nobody reads: the probe
+writes one line when it is attached and one when it stops, and a failure is
+one line with a distinct exit code, never a traceback.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from .. import __version__
+from ..errors import (EXIT_BAD_INSTALL, EXIT_INTERNAL, EXIT_KERNEL_UNSUPPORTED, EXIT_NO_BTF,
+                      EXIT_NO_PRIVILEGE, EXIT_OK, EXIT_USAGE, ProbeError)
+from ..kernel.objects import PROBE_OBJECT
+
+PROG = "xctl-probe-ebpf"
+
+EPILOG = f"""Output: one JSON object per line on stdout, the event format of xctl
+(ark): ts, event_type "transport.drop", entity_id
+"network-<saddr>-<daddr>-<sport>-<dport>", job_id and pid of the socket's
+owner when known, value (the flow's retransmission rate in percent over
+--window), then comm, family, saddr, daddr, sport, dport, segs, err,
+err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack, or drop
+for a TCP packet the kernel dropped, with reason and reason_code: the running
+kernel's name and number), rtt_us, cgroup_id, netns, lost (cumulative) and
+count (records merged behind a slow reader), each when known.
+
+Under xctl: ark run --probe "$(command -v {PROG})"
+
+Exit codes: {EXIT_OK} stopped by SIGTERM/SIGINT or stdout closed;
+{EXIT_USAGE} bad option or value; {EXIT_NO_PRIVILEGE} not privileged (needs root, or CAP_BPF
+and CAP_PERFMON); {EXIT_NO_BTF} kernel without BTF; {EXIT_BAD_INSTALL} BPF object or binding
+missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected the object;
+{EXIT_INTERNAL} internal error (please report)."""
+
+app = typer.Typer(
+    add_completion=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80},
+)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    sys.stderr.flush()
+
+
+def _ms_since_process_start() -> float:
+    """From exec to now, from the kernel's own start time of this process (10 ms ticks)."""
+    with open("/proc/self/stat", encoding="ascii") as stat:
+        after_comm = stat.read().rsplit(")", 1)[1].split()
+    start_s = int(after_comm[19]) / os.sysconf("SC_CLK_TCK")
+    return (time.clock_gettime(time.CLOCK_BOOTTIME) - start_s) * 1000
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+def _finite(value: float) -> float:
+    # FloatRange lets nan through: every comparison with it is false.
+    if value != value:
+        raise typer.BadParameter("nan is not a number of seconds")
+    return value
+
+
+def _ring_kib(value: int) -> int:
+    page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+    if value < page_kib or value & (value - 1):
+        raise typer.BadParameter(
+            f"{value} is not a power of two of at least {page_kib} (one page)")
+    return value
+
+
+OBJECT_OPTION = typer.Option(
+    PROBE_OBJECT,
+    "--object",
+    metavar="PATH",
+    show_default=False,
+    help="CO-RE BPF object to load (default: the one installed with the package).",
+)
+
+
+@app.callback(
+    help="Stream every TCP retransmission on this node, and every TCP packet the kernel "
+    "drops, as xctl JSONL events on stdout (no command: how xctl runs it), or run one of "
+    "the commands below.",
+    epilog=EPILOG,
+)
+def stream(
+    ctx: typer.Context,
+    window: float = typer.Option(
+        10.0,
+        "--window",
+        min=0.1,
+        max=3600.0,
+        callback=_finite,
+        metavar="SECONDS",
+        help="Span of the per-flow retransmission rate written as value.",
+    ),
+    object_path: Path = OBJECT_OPTION,
+    ring_kib: int = typer.Option(
+        1024,
+        "--ring-kib",
+        max=1 << 20,
+        callback=_ring_kib,
+        metavar="KIB",
+        help="Size in KiB of the ring buffer the kernel writes records into, a power of "
+        "two. Records that find it full are counted in lost: raise it if lines report any.",
+    ),
+    job_env: List[str] = typer.Option(
+        ["SLURM_JOB_ID"],
+        "--job-env",
+        metavar="NAME",
+        help="job_id comes from the socket's cgroup path first (Slurm's job_<id>, a "
+        "Kubernetes pod UID); where it names none, from this variable of the owner's "
+        "environment. Repeat for several, the first set wins.",
+    ),
+    duration: Optional[float] = typer.Option(
+        None,
+        "--duration",
+        min=0.0,
+        callback=lambda value: value if value is None else _finite(value),
+        metavar="SECONDS",
+        show_default=False,
+        help="Stop after this long, exactly as SIGTERM would (exit 0, last records "
+        "delivered). Default: stream until stopped.",
+    ),
+    no_drops: bool = typer.Option(
+        False, "--no-drops",
+        help="Report retransmissions only, not the TCP packets the kernel drops.",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    # Imported here, not at the top: --help, --version and usage errors stay
+    # fast and work even where the binding is broken.
+    from ..output.stop import StopSignals
+
+    # Before the binding is loaded and the kernel's BTF read: a stop signal
+    # while the probe starts ends it as cleanly as one that comes later.
+    with StopSignals() as stop:
+        totals = _stream(stop, object_path, ring_kib, no_drops, window, job_env, duration)
+    if not totals.stdout_closed:
+        unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
+                     if totals.unwritten else "")
+        _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
+
+
+def _stream(stop, object_path: Path, ring_kib: int, no_drops: bool, window: float,
+            job_env: List[str], duration: Optional[float]):
+    """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
+    from ..kernel.drop_reasons import DropReasons
+    from ..kernel.loader import KERNEL_BTF, LoadedProbe
+
+    reasons = None
+    if not no_drops and KERNEL_BTF.is_file():
+        reasons = DropReasons(KERNEL_BTF)
+        if not reasons.available:
+            _say("drops: not reported: this kernel's skb:kfree_skb carries no drop reason "
+                 "(Linux 5.17+); reporting retransmissions only")
+            reasons = None
+    with LoadedProbe(object_path, ring_bytes=ring_kib * 1024,
+                     drops=reasons is not None) as probe:
+        # Only now: the load's peak of memory comes before these are in it.
+        from ..context.owners import Owners
+        from ..output.stream import Stream
+
+        stream = Stream(probe, window, Owners(job_env), stop, reasons=reasons)
+        hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
+              else "HZ unknown: rto_ms and stalled_ms left out")
+        _say(
+            f"attached to {len(probe.attached)} tracepoints in "
+            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}"
+        )
+        return stream.run(duration)
+
+
+@app.command(help="Preflight for this node: kernel, BTF, capabilities, each hook (loaded, "
+             "attached, detached), owners; one line per finding. Exit 0 when the probe can "
+             "run, else the code it would fail with.")
+def check(object_path: Path = OBJECT_OPTION) -> None:
+    from .check import run_checks
+
+    code = run_checks(object_path, typer.echo)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command(help="One JSON document: version, the tracepoint layout chosen on this kernel, "
+             "the hooks, and the JSON Schema of the event lines.")
+def describe(object_path: Path = OBJECT_OPTION) -> None:
+    from .describe import describe as document
+
+    sys.stdout.buffer.write(document(object_path) + b"\n")
+
+
+@app.command(help="Print a systemd unit that runs the probe as a service with least "
+             "privilege; see the README for installing it.")
+def unit(
+    exec_path: Optional[Path] = typer.Option(
+        None,
+        "--exec",
+        metavar="PATH",
+        show_default=False,
+        help="The probe's executable for ExecStart (default: this one).",
+    ),
+    user: str = typer.Option("xctl-probe", "--user", metavar="NAME",
+                             help="Name of the service's dynamic user."),
+) -> None:
+    from .unit import unit_text
+
+    path = exec_path or Path(sys.argv[0])
+    typer.echo(unit_text(str(path.resolve()), user), nl=False)
+
+
+@app.command(help="Measure what the probe costs on this node and print the figures: "
+             "records per second through the real path (and through a C drain), kernel ns "
+             "per retransmission in a loss storm of the bench's own (a network namespace, "
+             "nftables), start-up ms, peak RSS and idle CPU. A benchmark, not a test: it "
+             "takes about a minute, needs root, and leaves nothing behind.")
+def bench(
+    object_path: Path = OBJECT_OPTION,
+    as_json: bool = typer.Option(False, "--json",
+                                 help="End with one line: a JSON object of the figures."),
+    records: int = typer.Option(1_000_000, "--records", min=1000, max=100_000_000,
+                                metavar="N", help="Synthetic records for events_per_s."),
+    flows: int = typer.Option(64, "--flows", min=1, max=65536, metavar="N",
+                              help="Flows the synthetic records are spread over."),
+    runs: int = typer.Option(3, "--runs", min=1, max=99, metavar="N",
+                             help="Loss storms to take the median of."),
+    storm_seconds: float = typer.Option(15.0, "--storm-seconds", min=1.0, max=600.0,
+                                        callback=_finite, metavar="SECONDS",
+                                        help="Length of each loss storm."),
+    starts: int = typer.Option(5, "--starts", min=1, max=99, metavar="N",
+                               help="Starts to take the median start-up time of."),
+    idle_seconds: float = typer.Option(10.0, "--idle-seconds", min=1.0, max=600.0,
+                                       callback=_finite, metavar="SECONDS",
+                                       help="Span over which idle CPU is measured."),
+) -> None:
+    from .bench import as_json as to_json
+    from .bench import run
+
+    figures = run(object_path, records, flows, runs, storm_seconds, starts, idle_seconds,
+                  lambda line: typer.echo(line))
+    if as_json:
+        typer.echo(to_json(figures))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        result = app(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.UsageError as exc:
+        _say(f"error: {exc.format_message()} (see {PROG} --help)")
+        return EXIT_USAGE
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        return EXIT_OK
+    except ProbeError as exc:
+        _say(f"error: {exc}")
+        return exc.exit_code
+    except Exception as exc:  # the one place a surprise becomes a line, not a traceback
+        _say(f"internal error: {type(exc).__name__}: {exc} (please report)")
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else EXIT_OK
