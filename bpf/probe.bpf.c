@@ -96,7 +96,7 @@ static __always_inline void submit_record(struct xp_record *r)
 
 /*
  * Not inlined on purpose: as a function of its own it puts struct xp_record
- * into the object's BTF, where tests/test_layout.py and bpftool read the
+ * into the object's BTF, where tests/unit/test_layout.py and bpftool read the
  * layout the object was built with.
  */
 static __noinline void fill_flow(struct xp_record *r, const struct sock_common *skc)

@@ -4,7 +4,7 @@
  *
  * clang compiles it into the BPF object; the cffi build feeds the same text
  * to cdef, and the Python decoder derives its unpacking from that.
- * tests/test_layout.py compares the layout the BPF object carries in its BTF
+ * tests/unit/test_layout.py compares the layout the BPF object carries in its BTF
  * with the one the decoder uses, so the two sides cannot drift apart.
  *
  * Rules that keep it readable by both: fixed-width types only, every field

@@ -1,9 +1,23 @@
-"""xctl-probe-ebpf: every TCP retransmission on the node, as xctl JSONL events.
+"""xctl-probe-ebpf: every TCP retransmission and drop on the node, as xctl JSONL events.
 
-The path of an event, one module each: loader (BPF object into the kernel) →
-ringbuf (raw records out) → decoder (records into Structs) → flows (each
-flow's rate) → event (xctl's contract) → writer (JSONL on stdout), tied
-together by stream and driven by cli.
+The path of an event, one sub-package a stage, read top to bottom:
+
+- ``kernel``: the cffi binding to libbpf, the loader (the CO-RE object into
+  the running kernel), the ring buffer, and the decoder of the one record
+  layout (bpf/record.h); beside them what the kernel says of itself (HZ, the
+  names of its drop reasons, the capabilities it asks for).
+- ``meaning``: what a record means, from its fields alone: the segments it
+  accounts for, its flow's rate, why it was retransmitted, and xctl's event.
+- ``context``: what the record cannot carry, from /proc and cgroupfs: the
+  socket's owner, its job, a dropped packet's socket.
+- ``output``: records into lines (the per-record hot path), the writer
+  thread with its merging behind a slow reader, and the loop that drives them.
+- ``commands``: the command line (``stream``, ``check``, ``describe``,
+  ``unit``, ``bench``).
+
+Beside the path: ``bench``, the figures ``xctl-probe-ebpf bench`` measures,
+and ``lab``, the loss storm in a network namespace of its own that the bench
+makes and the tests' lab (tests/lab) is built on.
 """
 
 __version__ = "0.1.0"

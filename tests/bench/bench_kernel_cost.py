@@ -42,10 +42,9 @@ for _ in range(count):
 
 def one_run(object_path: str, storm_seconds: float) -> Dict[str, Tuple[int, float]]:
     """{program: (calls, ns per call)} for one probe over the whole workload."""
-    ns = Netns()
+    ns = Netns(mtu=1500)
     probe = ProbeProcess(*(["--object", object_path] if object_path else []))
     try:
-        ns.run("ip", "link", "set", "lo", "mtu", "1500", "gso_max_size", "1500")
         ns.drop_one_in(5, 9600)
         ns.traffic(9600, storm_seconds)
         ns.nft("add table inet xpt",

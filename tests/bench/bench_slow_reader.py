@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the lab package
 
-from xctl_probe.commands.bench import storm
+from xctl_probe.lab.storm import storm
 
 from lab.probe import PROBE, probe_env
 

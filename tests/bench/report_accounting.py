@@ -10,9 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the lab package
 
-from lab.accounting import flow_lines
 from lab.scenarios import run_storm
-from lab.xctl_contract import check_probe_line
 
 
 def main() -> None:
@@ -23,21 +21,20 @@ def main() -> None:
     args = parser.parse_args()
     for i in range(args.runs):
         run = run_storm(port=9000 + i, seconds=args.seconds, drop_one_in=args.drop_one_in)
-        events = flow_lines([check_probe_line(raw) for raw in run["lines"]], run["port"],
-                            run["netns"])
+        events = run.events()
         segs = sum(e["segs"] for e in events)
-        kernel = run["delta"]["TcpRetransSegs"]
-        values = [float(e["value"]) for e in events if e["dport"] == run["port"]]
+        kernel = run.delta["TcpRetransSegs"]
+        values = [float(e["value"]) for e in events if e["dport"] == run.port]
         print(f"run {i + 1}: sum(segs) {segs} vs TcpRetransSegs {kernel} "
               f"({'exact' if segs == kernel else 'MISMATCH'}); {len(events)} lines; "
-              f"nft dropped {run['nft_dropped']}; "
-              f"fast {run['delta'].get('TcpExtTCPFastRetrans', 0)}, "
-              f"timeouts {run['delta'].get('TcpExtTCPTimeouts', 0)}, "
-              f"retrans fail {run['delta'].get('TcpExtTCPRetransFail', 0)}; "
+              f"nft dropped {run.nft_dropped}; "
+              f"fast {run.delta.get('TcpExtTCPFastRetrans', 0)}, "
+              f"timeouts {run.delta.get('TcpExtTCPTimeouts', 0)}, "
+              f"retrans fail {run.delta.get('TcpExtTCPRetransFail', 0)}; "
               f"value on the data flow: median {statistics.median(values):.1f}, "
               f"min {min(values):.1f}, max {max(values):.1f}, "
               f">=10 in {sum(v >= 10 for v in values) * 100 // len(values)}% of lines")
-        d = run["delta"]
+        d = run.delta
         by_kind = {k: sum(e["segs"] for e in events if e.get("kind") == k)
                    for k in ("fast", "rto", "noncongestion", "syn", "tlp", "synack", None)}
         rto_kernel = (d.get("TcpExtTCPTimeouts", 0) - d.get("TcpExtTCPSynRetrans", 0)

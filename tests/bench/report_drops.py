@@ -22,13 +22,13 @@ def main() -> None:
     args = parser.parse_args()
     for run_number in range(1, args.runs + 1):
         run = run_storm(port=9750 + run_number, seconds=args.seconds, drop_one_in=5)
-        events = [check_probe_line(raw) for raw in run["lines"]]
-        drops = drop_lines(events, run["port"], run["netns"])
+        events = [check_probe_line(raw) for raw in run.lines]
+        drops = drop_lines(events, run.port, run.netns)
         by_reason = collections.Counter()
         for line in drops:
             by_reason[line["reason"]] += line["segs"]
         owned = sum("pid" in line for line in drops)
-        print(f"run {run_number}: nftables dropped {run['nft_dropped']}, NETFILTER_DROP "
+        print(f"run {run_number}: nftables dropped {run.nft_dropped}, NETFILTER_DROP "
               f"{by_reason.get('NETFILTER_DROP', 0)}; reasons {dict(by_reason)}; "
               f"{owned} of {len(drops)} drop lines name their owner")
 

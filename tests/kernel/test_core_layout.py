@@ -5,14 +5,16 @@ import subprocess
 
 import pytest
 
-from xctl_probe.kernel.decoder import FLAG_ERR_LAYOUT, SOURCE_RETRANSMIT, decode
-from xctl_probe.kernel.loader import KERNEL_BTF, RING_MAP, LoadedProbe
+from xctl_probe.kernel.decoder import FLAG_ERR_LAYOUT, SOURCE_RETRANSMIT
+from xctl_probe.kernel.loader import RING_MAP, LoadedProbe
 from xctl_probe.kernel.objects import PROBE_OBJECT
+from xctl_probe.kernel.preconditions import KERNEL_BTF
 from xctl_probe.kernel.ringbuf import RingReader
 
 from lab.btf import has_struct
 from lab.marks import requires_root
 from lab.netns import Netns
+from lab.records import decode
 
 pytestmark = requires_root
 

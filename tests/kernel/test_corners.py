@@ -9,7 +9,7 @@ import time
 import pytest
 
 from xctl_probe.kernel.decoder import RECORD_STRUCT
-from xctl_probe.kernel.loader import KERNEL_BTF
+from xctl_probe.kernel.preconditions import KERNEL_BTF
 
 from lab.accounting import check_segs, flow_lines
 from lab.btf import has_struct

@@ -11,8 +11,9 @@ import time
 import pytest
 
 from xctl_probe.kernel.drop_reasons import DropReasons
-from xctl_probe.kernel.loader import KERNEL_BTF, LoadedProbe
+from xctl_probe.kernel.loader import LoadedProbe
 from xctl_probe.kernel.objects import PROBE_OBJECT
+from xctl_probe.kernel.preconditions import KERNEL_BTF
 
 from lab.accounting import drop_lines
 from lab.kernel_trace import KernelTrace

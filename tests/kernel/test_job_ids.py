@@ -57,7 +57,9 @@ def test_a_job_4242_cgroup_names_the_job_without_the_environment(slurm_cgroup):
     assert events
     assert all(e["job_id"] == "4242" and e["cgroup_id"] == os.stat(slurm_cgroup).st_ino
                for e in events), events[:3]
-    assert any(e.get("pid") == sender["pid"] for e in events)
+    # Every pid named is the sender's (0 wrong), and at least 99 % name one.
+    named = [e["pid"] for e in events if "pid" in e]
+    assert set(named) == {sender["pid"]} and 100 * (len(events) - len(named)) <= len(events)
     # The process has exited: its cgroup still names the job.
     with pytest.raises(ProcessLookupError):
         os.kill(sender["pid"], 0)

@@ -16,36 +16,35 @@ pytestmark = [requires_root, pytest.mark.kernels]
 def test_segs_sum_equals_kernel_retrans_segs_exactly():
     run = run_storm(port=9000, seconds=6.0, drop_one_in=5)
 
-    assert run["rc"] == 0, run["stderr"]
-    events = [check_probe_line(raw) for raw in run["lines"]]
-    ours = flow_lines(events, run["port"], run["netns"])
-    retrans_segs = run["delta"]["TcpRetransSegs"]
+    assert run.rc == 0, run.stderr
+    events = [check_probe_line(raw) for raw in run.lines]
+    ours = flow_lines(events, run.port, run.netns)
 
-    assert run["nft_dropped"] > 0, "nftables dropped nothing: the scenario caused no loss"
-    assert retrans_segs > 0
-    check_segs(sum(e["segs"] for e in ours), run["delta"], run["err_layout"])
+    assert run.nft_dropped > 0, "nftables dropped nothing: the scenario caused no loss"
+    assert run.delta["TcpRetransSegs"] > 0
+    check_segs(sum(e["segs"] for e in ours), run.delta, run.err_layout)
     # Every retransmission in the namespace was on the test port.
-    assert len(ours) == len([e for e in events if e["netns"] == run["netns"]
+    assert len(ours) == len([e for e in events if e["netns"] == run.netns
                              and e.get("kind") != "drop"])
 
 
 def test_lines_describe_the_flow_and_the_time():
     run = run_storm(port=9001, seconds=3.0, drop_one_in=5)
 
-    events = flow_lines([check_probe_line(raw) for raw in run["lines"]], run["port"], run["netns"])
+    events = run.events()
     assert events
-    first_ms, last_ms = run["span_ms"]
-    client_port = run["sender"]["port"]
+    first_ms, last_ms = run.span_ms
+    client_port = run.sender["port"]
     for e in events:
         assert first_ms - 1000 <= e["ts"] <= last_ms, "ts is not wall-clock epoch ms of the event"
         assert e["family"] == "ipv4" and e["saddr"] == e["daddr"] == "127.0.0.1"
-        assert {e["sport"], e["dport"]} == {run["port"], client_port}
+        assert {e["sport"], e["dport"]} == {run.port, client_port}
         assert e["entity_id"] == f"network-{e['saddr']}-{e['daddr']}-{e['sport']}-{e['dport']}"
         assert e["segs"] >= 1 and e["err"] == 0
         # One process holds both sockets: it owns every line.
-        assert e["pid"] == run["sender"]["pid"] and "node_id" not in e
+        assert e["pid"] == run.sender["pid"] and "node_id" not in e
     # The data flow runs from the client to the server's port.
-    data = [e for e in events if e["dport"] == run["port"]]
+    data = [e for e in events if e["dport"] == run.port]
     # The server half-closes at once, so the client sends from CLOSE_WAIT. The
     # one line from CLOSE is the socket's last word (no kind): segments of
     # retransmissions whose BPF run the kernel skipped, counted at close.

@@ -5,10 +5,30 @@ import itertools
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 TRACEFS = "/sys/kernel/tracing"
 _TRACES = itertools.count()
+# "  comm-TID  [CPU] FLAGS  SECONDS: EVENT: key=value key=value ..." (comm may hold
+# spaces and dashes; the flags column is there unless the irq-info option is off).
+_LINE = re.compile(r"^.*?-(\d+)\s+\[\d+\]\s+(?:\S+\s+)?\d+\.\d+: (\w+): (.*)$")
+# include/uapi/linux/tcp.h: TCP_CA_Recovery, TCP_CA_Loss.
+CA_RECOVERY, CA_LOSS = 3, 4
+
+
+def port_filter(port: int) -> str:
+    """A tracefs filter for the tcp: events of flows on ``port`` (sport and dport
+    are fields of each of them, in every layout since 5.x): a test counts only
+    its own flows, never another retransmission on the machine."""
+    return f"sport == {port} || dport == {port}"
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    tid: int  # the thread the event ran on top of
+    name: str  # tcp_retransmit_skb, ...
+    fields: Dict[str, str]
 
 
 class KernelTrace:
@@ -22,6 +42,11 @@ class KernelTrace:
             subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
         self.path = f"{TRACEFS}/instances/xpt-{os.getpid()}-{next(_TRACES)}"
         os.mkdir(self.path)
+        # One clock for every CPU: events of one socket that ran on different
+        # CPUs (under its lock, so one after the other) are read in the order
+        # they happened; the default per-CPU clock does not promise that.
+        with open(f"{self.path}/trace_clock", "w") as f:
+            f.write("mono")
         self._events = list(events)
         for event, condition in events.items():
             if condition:
@@ -30,18 +55,69 @@ class KernelTrace:
             with open(f"{self.path}/events/{event}/enable", "w") as f:
                 f.write("1")
 
+    @classmethod
+    def retransmissions(cls, port: int, cong_states: bool = False) -> "KernelTrace":
+        """Every retransmission (a socket's, a request's SYN-ACK) of the flows on
+        ``port``; with ``cong_states``, their sockets' congestion state changes too."""
+        events = {"tcp/tcp_retransmit_skb": port_filter(port),
+                  "tcp/tcp_retransmit_synack": port_filter(port)}
+        if cong_states:
+            events["tcp/tcp_cong_state_set"] = port_filter(port)
+        return cls(events)
+
+    def events(self) -> List[TraceEvent]:
+        """The events, in order."""
+        with open(f"{self.path}/trace") as f:
+            found = []
+            for line in f:
+                match = _LINE.match(line)
+                if match:
+                    found.append(TraceEvent(int(match.group(1)), match.group(2), dict(
+                        field.split("=", 1) for field in match.group(3).split() if "=" in field)))
+            return found
+
     def tasks(self) -> List[int]:
         """The thread id each event ran on top of, in order."""
-        with open(f"{self.path}/trace") as f:
-            return [int(m.group(1)) for m in re.finditer(r"-(\d+)\s+\[\d+\].*?: \w+:", f.read())]
+        return [event.tid for event in self.events()]
 
     def on_pid1(self) -> int:
         """How many of the events ran on top of a thread of PID 1."""
-        threads = {int(tid) for tid in os.listdir("/proc/1/task")}
+        threads = pid1_threads()
         return sum(tid in threads for tid in self.tasks())
+
+    def skipped_by_state(self) -> Dict[str, int]:
+        """The retransmissions no BPF program saw, for they ran on top of a
+        thread of PID 1, by what decides their kind (event.kind): a request's
+        SYN-ACK ("synack"), a SYN (the socket in SYN_SENT: "syn"), else the
+        socket's congestion state at that moment ("recovery", "loss" or
+        "other"), from its tcp_cong_state_set events before it (a trace made
+        with cong_states; a socket known by its ports, as that event prints
+        no address of it). A socket not seen changing state is in Open."""
+        threads = pid1_threads()
+        state: Dict[tuple, int] = {}
+        skipped = dict.fromkeys(("synack", "syn", "recovery", "loss", "other"), 0)
+        for event in self.events():
+            flow = event.fields["sport"], event.fields["dport"]
+            if event.name == "tcp_cong_state_set":
+                state[flow] = int(event.fields["cong_state"])
+            elif event.tid not in threads:
+                continue
+            elif event.name == "tcp_retransmit_synack":
+                skipped["synack"] += 1
+            elif event.fields["state"] == "TCP_SYN_SENT":
+                skipped["syn"] += 1
+            else:
+                named = {CA_RECOVERY: "recovery", CA_LOSS: "loss"}.get(state.get(flow), "other")
+                skipped[named] += 1
+        return skipped
 
     def close(self) -> None:
         for event in self._events:
             with open(f"{self.path}/events/{event}/enable", "w") as f:
                 f.write("0")
         os.rmdir(self.path)
+
+
+def pid1_threads() -> set:
+    """The thread ids of PID 1 (this VM's init) now."""
+    return {int(tid) for tid in os.listdir("/proc/1/task")}

@@ -5,8 +5,9 @@ of processes of their own, and the cgroups a test makes."""
 import json
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .accounting import flow_lines
 from .netns import Netns
@@ -14,13 +15,54 @@ from .probe import ProbeProcess
 from .xctl_contract import check_probe_line
 
 
+@dataclass(frozen=True)
+class StormRun:
+    """What run_storm saw: the probe's exit code, raw lines and stderr, the
+    namespace's counter deltas (nstat), nftables' drops, the sender's own
+    JSON lines, and the run's wall-clock span (epoch ms)."""
+    rc: int
+    lines: List[bytes]
+    stderr: str
+    delta: Dict[str, int]
+    nft_dropped: int
+    netns: int
+    sender: dict
+    span_ms: Tuple[float, float]
+    port: int
+    err_layout: bool
+
+    def events(self) -> List[dict]:
+        """The retransmission lines about the storm's flows, each contract-checked."""
+        return flow_lines([check_probe_line(raw) for raw in self.lines], self.port, self.netns)
+
+
+@dataclass(frozen=True)
+class PairRun:
+    """What run_pair saw: the probe's exit code, raw lines and stderr, the
+    namespace's counter deltas, and who the server and client are (the
+    client's forked child, when it has one)."""
+    rc: int
+    lines: List[bytes]
+    stderr: str
+    port: int
+    netns: int
+    server_pid: int
+    client_pid: int
+    client_port: int
+    child_pid: Optional[int]
+    delta: Dict[str, int]
+    err_layout: bool
+
+    def events(self) -> List[dict]:
+        """The retransmission lines about the pair's flows, each contract-checked."""
+        return flow_lines([check_probe_line(raw) for raw in self.lines], self.port, self.netns)
+
+
 def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
-              family: str = "4") -> dict:
+              family: str = "4") -> StormRun:
     """The acceptance scenario: bulk TCP through a namespace that drops one
     packet in ``drop_one_in`` towards ``port``, with the probe running.
 
-    Returns the probe's raw lines, the kernel's counter deltas for the
-    namespace, nftables' drop count and the wall-clock span of the run.
     """
     ns = Netns()
     probe = None
@@ -36,18 +78,11 @@ def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
         time.sleep(0.5)
         rc = probe.stop()
         ended_ms = time.time() * 1000
-        return {
-            "rc": rc,
-            "lines": probe.lines,
-            "stderr": probe.stderr_text(),
-            "delta": {k: after[k] - before.get(k, 0) for k in after},
-            "nft_dropped": ns.dropped,
-            "netns": ns.inode,
-            "sender": sender,
-            "span_ms": (started_ms, ended_ms),
-            "port": port,
-            "err_layout": probe.err_layout,
-        }
+        return StormRun(
+            rc=rc, lines=probe.lines, stderr=probe.stderr_text(),
+            delta={k: after[k] - before.get(k, 0) for k in after}, nft_dropped=ns.dropped,
+            netns=ns.inode, sender=sender, span_ms=(started_ms, ended_ms), port=port,
+            err_layout=probe.err_layout)
     finally:
         if probe is not None:
             probe.kill()
@@ -57,7 +92,7 @@ def run_storm(port: int = 9000, seconds: float = 6.0, drop_one_in: int = 5,
 def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bool = True,
              client_name: bytes = b"xpt-client", server_name: bytes = b"xpt-server",
              drop_one_in: int = 5, client_env: Optional[Dict[str, str]] = None,
-             client_fork: bool = False, probe: Optional[Dict] = None) -> dict:
+             client_fork: bool = False, probe: Optional[Dict] = None) -> PairRun:
     """A server and a client process of their own, both sending, through a
     namespace that drops one packet in ``drop_one_in`` both ways. With
     probe_first=False the connection is up before the probe starts; with
@@ -96,14 +131,12 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         after = ns.counters()
         time.sleep(0.5)
         rc = probe.stop()
-        return {
-            "rc": rc, "lines": probe.lines, "stderr": probe.stderr_text(), "port": port,
-            "netns": ns.inode, "server_pid": server_info["pid"],
-            "client_pid": client_info["pid"], "client_port": client_info["port"],
-            "child_pid": child_pid,
-            "delta": {k: after[k] - before.get(k, 0) for k in after},
-            "err_layout": probe.err_layout,
-        }
+        return PairRun(
+            rc=rc, lines=probe.lines, stderr=probe.stderr_text(), port=port, netns=ns.inode,
+            server_pid=server_info["pid"], client_pid=client_info["pid"],
+            client_port=client_info["port"], child_pid=child_pid,
+            delta={k: after[k] - before.get(k, 0) for k in after},
+            err_layout=probe.err_layout)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -114,17 +147,37 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
         ns.close()
 
 
-def owner_share(run, client_comm, server_comm):
-    """(lines naming the right pid and comm, the lines) of a run_pair run:
-    server lines are those whose local port is the port, client lines the others."""
-    events = flow_lines([check_probe_line(raw) for raw in run["lines"]], run["port"],
-                        run["netns"])
-    right = 0
+@dataclass(frozen=True)
+class Owners:
+    """A run_pair run's lines by the owner they name: ``right`` the pid and
+    comm of the process holding the socket, ``wrong`` any other pid (never
+    acceptable: the README promises the pid is never a bystander's),
+    ``unnamed`` no pid at all (allowed, rarely)."""
+    events: List[dict]
+    right: List[dict]
+    wrong: List[dict]
+    unnamed: List[dict]
+
+    def mostly_named(self) -> bool:
+        """At least 99 % of the lines name an owner."""
+        return 100 * len(self.unnamed) <= len(self.events)
+
+
+def owner_share(run: PairRun, client_comm: str, server_comm: str) -> Owners:
+    """The lines of a run_pair run by owner: server lines are those whose
+    local port is the port, client lines the others."""
+    events = run.events()
+    right, wrong, unnamed = [], [], []
     for e in events:
-        expected = ((run["server_pid"], server_comm) if e["sport"] == run["port"]
-                    else (run["client_pid"], client_comm))
-        right += (e.get("pid"), e.get("comm")) == expected
-    return right, events
+        expected = ((run.server_pid, server_comm) if e["sport"] == run.port
+                    else (run.client_pid, client_comm))
+        if "pid" not in e:
+            unnamed.append(e)
+        elif (e["pid"], e.get("comm")) == expected:
+            right.append(e)
+        else:
+            wrong.append(e)
+    return Owners(events, right, wrong, unnamed)
 
 
 def remove_cgroups(*directories: Path) -> None:

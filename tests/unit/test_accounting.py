@@ -7,9 +7,10 @@ import errno
 import pytest
 
 from xctl_probe.kernel.binding import ffi
-from xctl_probe.kernel.decoder import (FLAG_HISTORY, SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK,
-                                       decode)
+from xctl_probe.kernel.decoder import FLAG_HISTORY, SOURCE_CLOSE, SOURCE_RETRANSMIT, SOURCE_SYNACK
 from xctl_probe.meaning.accounting import rise, segs
+
+from lab.records import decode
 
 NO_HISTORY = None
 

@@ -8,30 +8,43 @@ import socket
 import pytest
 
 from xctl_probe.context.sockets import SocketsByTuple
+from xctl_probe.kernel.decoder import SOURCE_DROP
 from xctl_probe.kernel.drop_reasons import DropReasons
-from xctl_probe.kernel.loader import KERNEL_BTF
-from xctl_probe.meaning.flows import DropCounts
+from xctl_probe.kernel.preconditions import KERNEL_BTF
+from xctl_probe.meaning.drop_counts import DropFlow, last_dropped
+from xctl_probe.meaning.table import FlowTable
+
+from lab.records import OFFSET_NS, maker, record
 
 SECOND = 10**9
 
 
-def test_drops_are_counted_over_the_window():
-    counts = DropCounts(16 * SECOND)
-    assert [counts.add("a", t * SECOND).total for t in (0, 1, 2)] == [1, 2, 3]
-    assert counts.add("b", 3 * SECOND).total == 1
-    # 17 s later only the drops of the last 16 s (and at most a slice more) count.
-    assert counts.add("a", 19 * SECOND).total == 1
-    assert counts.add("a", 19 * SECOND, packets=4).total == 5
+def drops(lines_maker, *at):
+    """The value of the line of each (second, local port, packets) drop."""
+    return [line.value for second, sport, packets in at for line in lines_maker.lines(
+        record(ts_ns=second * SECOND, sport=sport, skb_segs=packets, source=SOURCE_DROP),
+        OFFSET_NS)]
+
+
+def test_drops_are_counted_over_the_window(tmp_path):
+    assert drops(maker(tmp_path, window_s=16), (0, 1, 1), (1, 1, 1), (2, 1, 1), (3, 2, 1),
+                 # 17 s later only the drops of the last 16 s (and at most a slice more) count.
+                 (19, 1, 1), (19, 1, 4)) == ["1", "2", "3", "1", "1", "5"]
 
 
 def test_silent_flows_are_forgotten_and_the_count_is_bounded():
-    counts = DropCounts(SECOND, max_flows=4, max_idle_ns=60 * SECOND)
+    counts = FlowTable(SECOND, last_dropped, unit_ns=SECOND // 16, max_flows=4,
+                       max_idle_ns=60 * SECOND)
+
+    def add(flow, ts_ns):
+        counts.forget_idle(ts_ns)
+        (counts.get(flow) or counts.add(flow, DropFlow())).add(ts_ns, 1, SECOND, SECOND // 16)
     for flow in range(4):
-        counts.add(flow, flow * SECOND)
-    counts.add(4, 5 * SECOND)  # past the bound: the oldest quarter goes
-    assert len(counts) == 4
-    counts.add(5, 100 * SECOND)  # all others silent for over a minute
-    assert len(counts) == 1
+        add(flow, flow * SECOND)
+    add(4, 5 * SECOND)  # past the bound: the oldest quarter goes
+    assert [flow for flow in range(5) if counts.get(flow)] == [1, 2, 3, 4]
+    add(5, 100 * SECOND)  # all others silent for over a minute
+    assert [flow for flow in range(6) if counts.get(flow)] == [5]
 
 
 def proc_row(local, lport, remote, rport, state, ino):

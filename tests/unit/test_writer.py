@@ -3,21 +3,27 @@ a reader that goes away. No kernel probe: stdout's side only."""
 
 import fcntl
 import os
+import select
 import time
 
-from test_event import record
+import pytest
 
-from xctl_probe.meaning.event import to_event
 from xctl_probe.output.pending import PendingLines
 from xctl_probe.output.writer import BEHIND_S, LineWriter
 
+from lab.records import line as record_line
 from lab.xctl_contract import check_probe_line
 
 F_GETPIPE_SZ = 1032
 
 
-def line(sport=40000, segs=1, value="1"):
-    return to_event(record(sport=sport), segs, 1, value)
+@pytest.fixture
+def line(tmp_path):
+    """A line of ``segs`` segments on the flow of local port ``sport``, whose
+    rate over the window is ``value`` percent."""
+    def make(sport=40000, segs=1, value=1):
+        return record_line(tmp_path, skb_segs=segs, retrans=value, sent=100, sport=sport)
+    return make
 
 
 def read_lines(fd, until, timeout_s=10.0):
@@ -26,7 +32,9 @@ def read_lines(fd, until, timeout_s=10.0):
     deadline = time.monotonic() + timeout_s
     lines = []
     while not until(lines):
-        assert time.monotonic() < deadline, f"only {len(lines)} lines arrived"
+        # A wait in select, not in read: a line that never comes fails the test.
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], f"only {len(lines)} lines arrived"
         data += os.read(fd, 1 << 20)
         *whole, data = data.split(b"\n")
         lines += [check_probe_line(raw + b"\n") for raw in whole]
@@ -40,10 +48,10 @@ def wait_for(condition, timeout_s=10.0):
         time.sleep(0.01)
 
 
-def test_a_reader_that_keeps_up_gets_every_line_as_it_was():
+def test_a_reader_that_keeps_up_gets_every_line_as_it_was(line):
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end)
-    writer.put([line(40000, 1, "1"), line(40001, 2, "2"), line(40000, 3, "3")], 0)
+    writer.put([line(40000, 1, 1), line(40001, 2, 2), line(40000, 3, 3)], 0)
     lines = read_lines(read_end, lambda lines: len(lines) == 3)
     assert [(l["sport"], l["segs"], l["value"], l.get("count")) for l in lines] == [
         (40000, 1, "1", None), (40001, 2, "2", None), (40000, 3, "3", None)]
@@ -52,7 +60,7 @@ def test_a_reader_that_keeps_up_gets_every_line_as_it_was():
     os.close(write_end)
 
 
-def test_behind_a_stalled_reader_lines_merge_per_flow_and_none_is_lost():
+def test_behind_a_stalled_reader_lines_merge_per_flow_and_none_is_lost(line):
     read_end, write_end = os.pipe()
     capacity = fcntl.fcntl(write_end, F_GETPIPE_SZ)
     writer = LineWriter(write_end)
@@ -65,7 +73,7 @@ def test_behind_a_stalled_reader_lines_merge_per_flow_and_none_is_lost():
     time.sleep(BEHIND_S * 3)
     # Now the reader is behind: 300 records on three flows wait as three lines.
     for i in range(300):
-        writer.put([line(sport=50000 + i % 3, segs=2, value=str(i % 100))], 0)
+        writer.put([line(sport=50000 + i % 3, segs=2, value=i % 100)], 0)
     lines = read_lines(read_end, lambda lines: sum(l["sport"] >= 50000 for l in lines) == 3,
                        timeout_s=30)
     assert len(lines) - 3 <= filler < capacity
@@ -80,7 +88,7 @@ def test_behind_a_stalled_reader_lines_merge_per_flow_and_none_is_lost():
     os.close(write_end)
 
 
-def test_lost_is_cumulative_on_every_line_and_counts_the_pending_bound():
+def test_lost_is_cumulative_on_every_line_and_counts_the_pending_bound(line):
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end, PendingLines(max_flows=1))
     writer.put([line()], 0)
@@ -100,7 +108,7 @@ def test_lost_is_cumulative_on_every_line_and_counts_the_pending_bound():
     os.close(write_end)
 
 
-def test_a_reader_that_never_resumes_bounds_the_final_flush():
+def test_a_reader_that_never_resumes_bounds_the_final_flush(line):
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end)
     while not writer._writing_since:
@@ -114,7 +122,7 @@ def test_a_reader_that_never_resumes_bounds_the_final_flush():
     os.close(read_end)
 
 
-def test_a_reader_that_goes_away_closes_the_writer():
+def test_a_reader_that_goes_away_closes_the_writer(line):
     read_end, write_end = os.pipe()
     writer = LineWriter(write_end)
     os.close(read_end)

@@ -7,10 +7,11 @@ import platform
 from pathlib import Path
 from typing import Callable, List, NamedTuple, Tuple
 
-from ..errors import EXIT_NO_BTF, EXIT_NO_PRIVILEGE, EXIT_OK, ProbeError
-from ..kernel import capabilities
+from ..errors import EXIT_OK, ProbeError
+from ..kernel import capabilities, preconditions
 from ..kernel.drop_reasons import DropReasons
-from ..kernel.loader import KERNEL_BTF, LoadedProbe
+from ..kernel.loader import LoadedProbe
+from ..kernel.preconditions import KERNEL_BTF
 
 
 class Finding(NamedTuple):
@@ -28,11 +29,11 @@ def _kernel() -> Finding:
 
 
 def _btf() -> Tuple[Finding, int]:
-    if KERNEL_BTF.is_file():
-        size = KERNEL_BTF.stat().st_size
-        return Finding("ok", "btf", f"{KERNEL_BTF} ({size // 1024} KiB)"), EXIT_OK
-    return Finding("FAIL", "btf", f"{KERNEL_BTF} is missing: the kernel needs "
-                   "CONFIG_DEBUG_INFO_BTF=y"), EXIT_NO_BTF
+    unmet = preconditions.kernel_btf()
+    if unmet is not None:
+        return Finding("FAIL", "btf", unmet.finding), unmet.error.exit_code
+    size = KERNEL_BTF.stat().st_size
+    return Finding("ok", "btf", f"{KERNEL_BTF} ({size // 1024} KiB)"), EXIT_OK
 
 
 def _capabilities(mask: int) -> Tuple[Finding, int]:
@@ -42,9 +43,9 @@ def _capabilities(mask: int) -> Tuple[Finding, int]:
     text = f"uid {os.geteuid()} holds {', '.join(holds) or 'none of them'}"
     if lacks:
         text += f"; lacks {', '.join(lacks)}"
-    if not capabilities.can_load(mask):
-        return Finding("FAIL", "capabilities", text + ": cannot load BPF programs"), \
-            EXIT_NO_PRIVILEGE
+    unmet = preconditions.privileges(mask)
+    if unmet is not None:
+        return Finding("FAIL", "capabilities", f"{text}: {unmet.finding}"), unmet.error.exit_code
     return Finding("warn" if lacks else "ok", "capabilities", text), EXIT_OK
 
 
@@ -100,7 +101,6 @@ def _owners(proc: str = "/proc") -> Finding:
 
 def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
     """Prints each finding as it is made; returns the exit code."""
-    code = EXIT_OK
     say(str(_kernel()))
     btf, btf_code = _btf()
     say(str(btf))

@@ -90,6 +90,49 @@ OBJECT_OPTION = typer.Option(
     show_default=False,
     help="CO-RE BPF object to load (default: the one installed with the package).",
 )
+WINDOW_OPTION = typer.Option(
+    10.0,
+    "--window",
+    min=0.1,
+    max=3600.0,
+    callback=_finite,
+    metavar="SECONDS",
+    help="Span of the per-flow retransmission rate written as value.",
+)
+RING_KIB_OPTION = typer.Option(
+    1024,
+    "--ring-kib",
+    max=1 << 20,
+    callback=_ring_kib,
+    metavar="KIB",
+    help="Size in KiB of the ring buffer the kernel writes records into, a power of "
+    "two. Records that find it full are counted in lost: raise it if lines report any.",
+)
+JOB_ENV_OPTION = typer.Option(
+    ["SLURM_JOB_ID"],
+    "--job-env",
+    metavar="NAME",
+    help="job_id comes from the socket's cgroup path first (Slurm's job_<id>, a "
+    "Kubernetes pod UID); where it names none, from this variable of the owner's "
+    "environment. Repeat for several, the first set wins.",
+)
+DURATION_OPTION = typer.Option(
+    None,
+    "--duration",
+    min=0.0,
+    callback=lambda value: value if value is None else _finite(value),
+    metavar="SECONDS",
+    show_default=False,
+    help="Stop after this long, exactly as SIGTERM would (exit 0, last records "
+    "delivered). Default: stream until stopped.",
+)
+NO_DROPS_OPTION = typer.Option(
+    False, "--no-drops",
+    help="Report retransmissions only, not the TCP packets the kernel drops.",
+)
+VERSION_OPTION = typer.Option(
+    False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+)
 
 
 @app.callback(
@@ -100,50 +143,13 @@ OBJECT_OPTION = typer.Option(
 )
 def stream(
     ctx: typer.Context,
-    window: float = typer.Option(
-        10.0,
-        "--window",
-        min=0.1,
-        max=3600.0,
-        callback=_finite,
-        metavar="SECONDS",
-        help="Span of the per-flow retransmission rate written as value.",
-    ),
+    window: float = WINDOW_OPTION,
     object_path: Path = OBJECT_OPTION,
-    ring_kib: int = typer.Option(
-        1024,
-        "--ring-kib",
-        max=1 << 20,
-        callback=_ring_kib,
-        metavar="KIB",
-        help="Size in KiB of the ring buffer the kernel writes records into, a power of "
-        "two. Records that find it full are counted in lost: raise it if lines report any.",
-    ),
-    job_env: List[str] = typer.Option(
-        ["SLURM_JOB_ID"],
-        "--job-env",
-        metavar="NAME",
-        help="job_id comes from the socket's cgroup path first (Slurm's job_<id>, a "
-        "Kubernetes pod UID); where it names none, from this variable of the owner's "
-        "environment. Repeat for several, the first set wins.",
-    ),
-    duration: Optional[float] = typer.Option(
-        None,
-        "--duration",
-        min=0.0,
-        callback=lambda value: value if value is None else _finite(value),
-        metavar="SECONDS",
-        show_default=False,
-        help="Stop after this long, exactly as SIGTERM would (exit 0, last records "
-        "delivered). Default: stream until stopped.",
-    ),
-    no_drops: bool = typer.Option(
-        False, "--no-drops",
-        help="Report retransmissions only, not the TCP packets the kernel drops.",
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
+    ring_kib: int = RING_KIB_OPTION,
+    job_env: List[str] = JOB_ENV_OPTION,
+    duration: Optional[float] = DURATION_OPTION,
+    no_drops: bool = NO_DROPS_OPTION,
+    version: bool = VERSION_OPTION,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -161,19 +167,27 @@ def stream(
         _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
 
 
+def _drop_reasons(no_drops: bool):
+    """This kernel's drop reasons, or None when drops are not to be reported."""
+    from ..kernel.drop_reasons import DropReasons
+    from ..kernel.preconditions import KERNEL_BTF
+
+    if no_drops or not KERNEL_BTF.is_file():
+        return None
+    reasons = DropReasons(KERNEL_BTF)
+    if not reasons.available:
+        _say("drops: not reported: this kernel's skb:kfree_skb carries no drop reason "
+             "(Linux 5.17+); reporting retransmissions only")
+        return None
+    return reasons
+
+
 def _stream(stop, object_path: Path, ring_kib: int, no_drops: bool, window: float,
             job_env: List[str], duration: Optional[float]):
     """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
-    from ..kernel.drop_reasons import DropReasons
-    from ..kernel.loader import KERNEL_BTF, LoadedProbe
+    from ..kernel.loader import LoadedProbe
 
-    reasons = None
-    if not no_drops and KERNEL_BTF.is_file():
-        reasons = DropReasons(KERNEL_BTF)
-        if not reasons.available:
-            _say("drops: not reported: this kernel's skb:kfree_skb carries no drop reason "
-                 "(Linux 5.17+); reporting retransmissions only")
-            reasons = None
+    reasons = _drop_reasons(no_drops)
     with LoadedProbe(object_path, ring_bytes=ring_kib * 1024,
                      drops=reasons is not None) as probe:
         # Only now: the load's peak of memory comes before these are in it.
@@ -252,8 +266,8 @@ def bench(
                                        callback=_finite, metavar="SECONDS",
                                        help="Span over which idle CPU is measured."),
 ) -> None:
-    from .bench import as_json as to_json
-    from .bench import run
+    from ..bench.figures import as_json as to_json
+    from ..bench.figures import run
 
     figures = run(object_path, records, flows, runs, storm_seconds, starts, idle_seconds,
                   lambda line: typer.echo(line))

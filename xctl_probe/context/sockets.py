@@ -22,7 +22,8 @@ from typing import Dict, Optional, Tuple
 Tuple4 = Tuple[bytes, int, bytes, int]
 
 _ANY = bytes(16)
-_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+# RFC 4291: an IPv4 address in an IPv6 socket, as the kernel keeps it.
+V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 _TCP_LISTEN = 0x0A
 
 
@@ -32,7 +33,7 @@ def _address(text: str) -> bytes:
     packed = b"".join(words)
     if len(packed) == 4:
         return packed + bytes(12)
-    if packed.startswith(_V4_MAPPED):
+    if packed.startswith(V4_MAPPED):
         return packed[12:] + bytes(12)
     return packed
 

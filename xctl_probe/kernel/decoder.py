@@ -72,6 +72,6 @@ FLAG_HISTORY = lib.XP_F_HISTORY
 FLAG_UNDO_MARKER = lib.XP_F_UNDO_MARKER
 
 
-def decode(raw) -> List[Record]:
-    """Every whole record in ``raw`` (bytes or a buffer), in ring order."""
-    return [Record(*values) for values in RECORD_STRUCT.iter_unpack(raw)]
+def record_at(raw, i: int) -> Record:
+    """Record ``i`` of a batch of raw records, every field."""
+    return Record(*RECORD_STRUCT.unpack_from(raw, i * RECORD_STRUCT.size))

@@ -28,8 +28,7 @@ state for it, so nothing here can be evicted, go stale or be reused.
 import errno
 
 from ..kernel.decoder import FLAG_HISTORY, SOURCE_CLOSE, Record
-
-_U32 = 1 << 32
+from .counters import U32_WRAP, since
 
 # Linux 6.17, "tcp: trace retransmit failures in tcp_retransmit_skb": the
 # tracepoint also fires when __tcp_retransmit_skb() gives up with one of
@@ -42,24 +41,15 @@ _ERR_BEFORE_COUNTING = frozenset(
 
 def rise(previous: int, now: int) -> int:
     """Segments retransmitted between two readings of a socket's counter."""
-    if now >= previous:
-        return now - previous
-    if previous - now > _U32 // 2:
-        return now + _U32 - previous
+    if now >= previous or previous - now > U32_WRAP // 2:
+        return since(previous, now)
     return now
-
-
-def segs_from(flags: int, prev_retrans: int, retrans: int, source: int, err: int,
-              skb_segs: int) -> int:
-    """``segs`` from the record's fields, for the per-record path."""
-    if flags & FLAG_HISTORY:
-        return rise(prev_retrans, retrans)
-    if source == SOURCE_CLOSE or err in _ERR_BEFORE_COUNTING:
-        return 0
-    return skb_segs
 
 
 def segs(record: Record) -> int:
     """Segments this record accounts for; 0 means it gives no line."""
-    return segs_from(record.flags, record.prev_retrans, record.retrans, record.source,
-                     record.err, record.skb_segs)
+    if record.flags & FLAG_HISTORY:
+        return rise(record.prev_retrans, record.retrans)
+    if record.source == SOURCE_CLOSE or record.err in _ERR_BEFORE_COUNTING:
+        return 0
+    return record.skb_segs

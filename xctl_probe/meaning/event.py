@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Optional, Tuple
 import msgspec
 
 from ..context.owners import Owner
+from ..context.sockets import V4_MAPPED
 from ..kernel.decoder import FLAG_UNDO_MARKER, SOURCE_CLOSE, Record
 
 EVENT_TYPE = "transport.drop"
@@ -34,8 +35,6 @@ TCP_STATES = {
     12: "NEW_SYN_RECV",
     13: "BOUND_INACTIVE",
 }
-
-_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
 # Kernel constants that are ABI or have not moved since Linux 4.x:
 # congestion-avoidance states (uapi tcp.h: TCP_CA_Open 0, Disorder 1, CWR 2,
@@ -62,10 +61,6 @@ def err_name(err: int) -> Optional[str]:
     if err > 0:
         return _NET_XMIT.get(err, f"NET_XMIT_{err}")
     return None
-
-
-def kind_of(record: Record) -> Optional[str]:
-    return kind(record.source, record.tcp_flags, record.ca_state, record.flags, record.pending)
 
 
 def kind(source: int, tcp_flags: int, ca_state: int, flags: int, pending: int
@@ -166,7 +161,7 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 def _addresses(record: Record):
     """(family, local, remote) as text; an IPv4-mapped IPv6 flow is IPv4 on the wire."""
     if record.family == socket.AF_INET6 and not (
-        record.saddr.startswith(_V4_MAPPED) and record.daddr.startswith(_V4_MAPPED)
+        record.saddr.startswith(V4_MAPPED) and record.daddr.startswith(V4_MAPPED)
     ):
         return (
             "ipv6",
@@ -189,7 +184,7 @@ def _addresses(record: Record):
 def flow_event(record: Record, owner: Optional[Owner] = None,
                job_id: Optional[str] = None) -> TransportDrop:
     """What every line of ``record``'s flow and owner shares, made once per
-    flow: ``to_event`` fills in the rest per record. ``job_id`` is the job
+    flow: the line maker fills in the rest per record. ``job_id`` is the job
     the socket's cgroup names; without one, the owner's."""
     family, saddr, daddr = _addresses(record)
     return TransportDrop(
@@ -222,39 +217,13 @@ def timers(rto: int, backoff: int, ack_age: int, state: int, hz: Optional[int]
         return None, None, None
     if not hz:
         return None, backoff, None
-    return (rto * 1000 // hz, backoff,
-            ack_age * 1000 // hz if state != TCP_SYN_SENT else None)
+    return (jiffies_ms(rto, hz), backoff,
+            jiffies_ms(ack_age, hz) if state != TCP_SYN_SENT else None)
 
 
-def to_event(
-    record: Record,
-    segs: int,
-    ts_ms: int,
-    value: str,
-    owner: Optional[Owner] = None,
-    lost: Optional[int] = None,
-    flow: Optional[TransportDrop] = None,
-    hz: Optional[int] = None,
-) -> TransportDrop:
-    """The line for ``record``; ``flow`` is its flow_event, when already made."""
-    err = record.err
-    rto_ms, backoff, stalled_ms = timers(record.rto, record.backoff, record.ack_age,
-                                         record.state, hz)
-    return msgspec.structs.replace(
-        flow or flow_event(record, owner),
-        ts=ts_ms,
-        value=value,
-        segs=segs,
-        err=err,
-        err_name=err_name(err) if err else None,
-        state=state_name(record.state),
-        kind=kind_of(record),
-        rtt_us=record.srtt_us or None,
-        rto_ms=rto_ms,
-        backoff=backoff,
-        stalled_ms=stalled_ms,
-        lost=lost,
-    )
+def jiffies_ms(jiffies: int, hz: int) -> int:
+    """A span the kernel keeps in jiffies, in whole milliseconds (rounded down)."""
+    return jiffies * 1000 // hz
 
 
 def as_drop(flow: TransportDrop, state: int, reason: str, reason_code: int) -> TransportDrop:
@@ -263,13 +232,3 @@ def as_drop(flow: TransportDrop, state: int, reason: str, reason_code: int) -> T
     return msgspec.structs.replace(flow, state=state_name(state) if state else None,
                                    kind="drop", reason=reason, reason_code=reason_code)
 
-
-def drop_event(record: Record, ts_ms: int, value: str, reason: str,
-               owner: Optional[Owner] = None, job_id: Optional[str] = None) -> TransportDrop:
-    """The line for a dropped packet: ``reason`` is the kernel's name of record.reason."""
-    return msgspec.structs.replace(
-        as_drop(flow_event(record, owner, job_id), record.state, reason, record.reason),
-        ts=ts_ms,
-        value=value,
-        segs=record.skb_segs,
-    )

@@ -4,14 +4,17 @@ While stdout's reader (xctl) keeps up, every record has a line of its own.
 When it falls behind, the probe keeps draining the kernel and the lines it
 cannot write yet wait here: a new line for a flow (its entity, in its
 network namespace: what xctl tells apart; its drops of one reason apart from
-its retransmissions) that already has one waiting is merged into it, ``segs`` summed (so Σsegs stays exact), ``count``
-the records merged, everything else (time, value, state, kind) the newest.
+its retransmissions) that already has one waiting is merged into it, ``segs``
+summed (so Σsegs stays exact), ``count`` the records merged, everything else
+(time, value, state, kind) the newest.
 The line rate drops to what the reader takes and memory stays bounded: past
 ``max_flows`` waiting flows a new flow's line is not kept but counted in
 ``dropped``, which the writer reports in-band as ``lost``.
 """
 
 from typing import Dict, List, Optional, Tuple
+
+import msgspec
 
 from ..meaning.event import TransportDrop
 
@@ -35,9 +38,9 @@ class PendingLines:
         at = self._index.get(flow)
         if at is not None:
             waiting = self._lines[at]
-            line.segs += waiting.segs
-            line.count = (waiting.count or 1) + (line.count or 1)
-            self._lines[at] = line
+            self._lines[at] = msgspec.structs.replace(
+                line, segs=waiting.segs + line.segs,
+                count=(waiting.count or 1) + (line.count or 1))
             return
         if len(self._lines) >= self._max_flows:
             self.dropped += line.count or 1

@@ -184,6 +184,5 @@ class LineWriter:
 def _encoded(encoder: msgspec.json.Encoder, lines: List[TransportDrop], lost: int) -> bytes:
     """``lines`` as JSONL, each saying ``lost`` once anything was."""
     if lost:
-        for line in lines:
-            line.lost = lost
+        lines = [msgspec.structs.replace(line, lost=lost) for line in lines]
     return encoder.encode_lines(lines)

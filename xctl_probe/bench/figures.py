@@ -1,0 +1,119 @@
+"""``xctl-probe-ebpf bench``: what the probe costs on this node, as figures.
+
+A benchmark, never a pass or fail: machines are shared and noisy, so it
+prints what it measured and how, for a person (or, with --json, a program)
+to compare, as ratios within one run where it can.
+
+- events_per_s: synthetic records of the real layout, written by a BPF
+  program (bpf/bench.bpf.c, run in the kernel through BPF_PROG_TEST_RUN) into
+  the probe's own ring buffer, then taken through the probe's real path:
+  ring, decode, owner, rate, event, JSONL written to /dev/null by the writer
+  thread. Only the user-space side is timed. drain_per_s: the same ring
+  drained by C code that only counts records, the ceiling of any reader;
+  drain_ratio = events_per_s / drain_per_s. drop_events_per_s: the same,
+  with records of dropped packets (reason NOT_SPECIFIED on sockets in
+  CLOSE_WAIT, the flood a loss storm's ends bring), which take a path of
+  their own.
+- bpf_ns_per_event: kernel time per call of the retransmission program
+  (the kernel's own run-time statistics) during a real loss storm the bench
+  makes in a network namespace of its own (eight connections over loopback
+  at MTU 1500, one packet in five dropped by nftables), the median of --runs
+  storms; the other programs' ns per call beside it. drop_ns_reported is the
+  drop program's, in those storms (nftables' drops, each reported);
+  drop_ns_ignored its cost per call for drops it ignores (UDP datagrams to a
+  closed port).
+- startup_ms: from starting the probe to its "attached" line, as xctl
+  starts it, the median of --starts starts; rss_mb: the probe's peak RSS
+  over the idle period and the storms; idle_cpu_pct: the CPU the probe used
+  over --idle-seconds with no retransmission to report.
+
+Each figure comes from a module of its own: synthetic_records (throughput),
+probe_process (start-up, CPU, RSS), storm_cost with program_stats (kernel
+time in storms, made by xctl_probe.lab, the storm lab the tests share) and
+report (the printed lines).
+"""
+
+import json
+import statistics
+from pathlib import Path
+from typing import Callable, Dict, List
+
+from ..kernel.drop_reasons import DropReasons
+from ..kernel.preconditions import KERNEL_BTF
+from ..lab.storm import storm_tools_missing
+from . import report
+from .probe_process import idle_cpu_pct, peak_rss_mb, probe_command, running_probe, startup_ms
+from .storm_cost import DROP_PROGRAM, RETRANSMIT_PROGRAM, storm_costs
+from .synthetic_records import throughput
+
+Say = Callable[[str], None]
+
+
+def run(object_path: Path, records: int, flows: int, runs: int, storm_seconds: float,
+        starts: int, idle_s: float, say: Say) -> Dict[str, object]:
+    figures = _throughput(object_path, records, flows, say)
+    command = probe_command()
+    times = startup_ms(command, object_path, starts)
+    figures["startup_ms"] = round(statistics.median(times), 1)
+    say(report.startup_line(figures["startup_ms"], times))
+    figures.update(_kernel_cost(command, object_path, runs, storm_seconds, idle_s, say))
+    return figures
+
+
+def _throughput(object_path: Path, records: int, flows: int, say: Say) -> Dict[str, object]:
+    rates = throughput(object_path, records, flows)
+    figures: Dict[str, object] = {
+        "events_per_s": round(rates["events_per_s"]),
+        "drain_per_s": round(rates["drain_per_s"]),
+        "drain_ratio": round(rates["events_per_s"] / rates["drain_per_s"], 4),
+    }
+    for line in report.throughput_lines(figures, records, flows, rates["lines"]):
+        say(line)
+    reasons = DropReasons(KERNEL_BTF) if KERNEL_BTF.is_file() else None
+    if reasons is not None and reasons.code("NOT_SPECIFIED") is not None:
+        drop_rates = throughput(object_path, records, flows, reasons)
+        figures["drop_events_per_s"] = round(drop_rates["events_per_s"])
+    say(report.drop_throughput_line(figures.get("drop_events_per_s")))
+    return figures
+
+
+def _kernel_cost(command: List[str], object_path: Path, runs: int, seconds: float,
+                 idle_s: float, say: Say) -> Dict[str, object]:
+    """The probe as xctl runs it: idle CPU, then ns per call in storms, then peak RSS."""
+    programs = None
+    with running_probe(command, object_path) as pid:
+        idle = idle_cpu_pct(pid, idle_s)
+        say(report.idle_line(idle, idle_s))
+        why_not = storm_tools_missing()
+        if why_not:
+            say(report.no_storm_line(why_not))
+        else:
+            programs = storm_costs(pid, runs, seconds, say)
+        rss = peak_rss_mb(pid)
+    retransmit = (programs or {}).get(RETRANSMIT_PROGRAM) or {}
+    figures: Dict[str, object] = {"bpf_ns_per_event": retransmit.get("ns_per_call"),
+                                  "rss_mb": round(rss, 1), "idle_cpu_pct": round(idle, 3)}
+    if programs is not None:
+        figures.update(_program_figures(programs, runs, seconds, say))
+    say(report.kernel_time_line(figures["bpf_ns_per_event"], RETRANSMIT_PROGRAM))
+    say(report.rss_line(figures["rss_mb"]))
+    return figures
+
+
+def _program_figures(programs: Dict[str, Dict[str, float]], runs: int, seconds: float,
+                     say: Say) -> Dict[str, object]:
+    for line in report.program_lines(programs, runs, seconds):
+        say(line)
+    figures: Dict[str, object] = {
+        "programs_ns_per_call": {name: program["ns_per_call"]
+                                 for name, program in programs.items()}}
+    drop = programs.get(DROP_PROGRAM)
+    if drop is not None:
+        figures["drop_ns_reported"] = drop["ns_per_call"]
+        figures["drop_ns_ignored"] = drop.get("ignored_ns_per_call")
+        say(report.ignored_drops_line(DROP_PROGRAM, drop))
+    return figures
+
+
+def as_json(figures: Dict[str, object]) -> str:
+    return json.dumps(figures, separators=(",", ":"))

@@ -1,0 +1,91 @@
+"""One BPF object file through libbpf: opened, adjusted before load, loaded,
+closed; every libbpf failure turned into the ProbeError that says what to do.
+
+libbpf, through the cffi binding, relocates every field access of the object
+against this kernel's BTF at load, so one object built elsewhere serves any
+kernel with BTF.
+"""
+
+import errno
+import os
+from pathlib import Path
+from typing import Iterator, Optional
+
+from ..errors import BadInstall, KernelUnsupported, NoPrivilege, ProbeError
+from . import libbpf_log
+from .binding import ffi, lib
+
+
+class BpfObject:
+    """The libbpf object; ``close()`` unloads whatever of it was loaded."""
+
+    def __init__(self, object_path: Path, btf_path: Optional[Path] = None):
+        opts = ffi.new("struct bpf_object_open_opts *")
+        opts.sz = ffi.sizeof("struct bpf_object_open_opts")
+        # Owned here until the call returns; libbpf copies the string.
+        btf_path_c = ffi.new("char[]", os.fsencode(btf_path)) if btf_path else ffi.NULL
+        opts.btf_custom_path = btf_path_c
+        libbpf_log.reset()
+        self._obj = lib.bpf_object__open_file(os.fsencode(object_path), opts)
+        if self._obj == ffi.NULL:
+            raise BadInstall(
+                f"cannot open BPF object {object_path}: {os.strerror(ffi.errno)}"
+                f"{libbpf_log.says()}; reinstall the package (make install)"
+            )
+
+    def map(self, name: str):
+        bpf_map = lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if bpf_map == ffi.NULL:
+            raise BadInstall(f"BPF object has no map {name}; reinstall the package")
+        return bpf_map
+
+    def map_fd(self, name: str) -> int:
+        return lib.bpf_map__fd(self.map(name))
+
+    def program(self, name: str):
+        prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if prog == ffi.NULL:
+            raise BadInstall(f"BPF object has no program {name}; reinstall the package")
+        return prog
+
+    def programs(self) -> Iterator:
+        prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
+        while prog != ffi.NULL:
+            yield prog
+            prog = lib.bpf_object__next_program(self._obj, prog)
+
+    def size_ring(self, name: str, ring_bytes: int) -> None:
+        """A ring buffer's size is a power of two of pages, fixed before load."""
+        err = -lib.bpf_map__set_max_entries(self.map(name), ring_bytes)
+        if err:
+            raise ProbeError(f"cannot size the ring buffer to {ring_bytes} bytes: "
+                             f"{os.strerror(err)}")
+
+    def leave_out(self, name: str) -> None:
+        """Keeps the program ``name`` from being loaded (and so attached)."""
+        lib.bpf_program__set_autoload(self.program(name), False)
+
+    def load(self) -> None:
+        libbpf_log.reset()
+        err = -lib.bpf_object__load(self._obj)
+        if err == 0:
+            return
+        if err == errno.EPERM:
+            raise NoPrivilege(
+                f"the kernel refused to load BPF programs: {os.strerror(err)}"
+                f"{libbpf_log.says()}; run as root, or check "
+                "kernel.unprivileged_bpf_disabled and any LSM policy"
+            )
+        if err == errno.ESRCH:
+            raise KernelUnsupported(
+                f"this kernel lacks a tracepoint the probe attaches to{libbpf_log.says()}; "
+                "it needs Linux 5.12 or later with BTF"
+            )
+        raise KernelUnsupported(
+            f"the kernel rejected the BPF object: {os.strerror(err)}{libbpf_log.says()}"
+        )
+
+    def close(self) -> None:
+        if self._obj != ffi.NULL:
+            lib.bpf_object__close(self._obj)
+            self._obj = ffi.NULL
