@@ -10,7 +10,7 @@ import pytest
 
 from xctl_probe.context.jobs import CgroupJobs, cgroup2_root
 
-from lab.accounting import flow_lines
+from lab.accounting import drop_lines, flow_lines
 from lab.marks import requires_root
 from lab.netns import LAB, Netns, merged_lines
 from lab.probe import ProbeProcess
@@ -50,7 +50,9 @@ def test_a_job_4242_cgroup_names_the_job_without_the_environment(slurm_cgroup):
         ns.wait_settled(port)
         time.sleep(0.5)
         assert probe.stop() == 0
-        events = flow_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)
+        lines = [check_probe_line(raw) for raw in probe.lines]
+        events = flow_lines(lines, port, ns.inode)
+        drops = drop_lines(lines, port, ns.inode)
     finally:
         probe.kill()
         ns.close()
@@ -64,3 +66,9 @@ def test_a_job_4242_cgroup_names_the_job_without_the_environment(slurm_cgroup):
     with pytest.raises(ProcessLookupError):
         os.kill(sender["pid"], 0)
     assert CgroupJobs().job(events[0]["cgroup_id"]) == "4242"
+    # nftables' drops of the same flows: a drop line that names the owner
+    # carries its job, as a retransmission line does.
+    owned = [e for e in drops if "pid" in e]
+    print(f"{len(drops)} drop lines, {len(owned)} naming an owner")
+    assert owned and all(e["pid"] == sender["pid"] and e.get("job_id") == "4242"
+                         for e in owned), [e for e in owned if e.get("job_id") != "4242"][:3]

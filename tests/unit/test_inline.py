@@ -12,6 +12,7 @@ import pytest
 from xctl_probe.kernel.decoder import (FLAG_ERR_LAYOUT, FLAG_HISTORY, FLAG_UNDO_MARKER,
                                        RECORD_STRUCT, SOURCE_CLOSE, SOURCE_DROP, SOURCE_RETRANSMIT,
                                        SOURCE_SYNACK)
+from xctl_probe.kernel.ticks import HZ_CHOICES
 from xctl_probe.meaning.accounting import segs
 from xctl_probe.meaning.counters import since
 from xctl_probe.meaning.event import err_name, kind, state_name, timers
@@ -126,3 +127,14 @@ def test_every_small_rate_is_the_definitions(tmp_path):
                    for i, (retrans, sent) in enumerate(pairs))
     assert [line.value for line in made(raw, tmp_path, None)] == [
         rate_value(retrans, sent) for retrans, sent in pairs]
+
+
+@pytest.mark.parametrize("hz", HZ_CHOICES)
+def test_every_small_timer_is_the_definitions(hz, tmp_path):
+    """rto and ack_age over three seconds of jiffies at every HZ a kernel can
+    be built with, where a millisecond's rounding turns."""
+    jiffies = range(1, 3 * hz)
+    raw = b"".join(record(ts_ns=SECOND + j, rto=j, ack_age=3 * hz - j, backoff=j % 3)
+                   for j in jiffies)
+    assert [(line.rto_ms, line.backoff, line.stalled_ms) for line in made(raw, tmp_path, hz)] == [
+        timers(j, j % 3, 3 * hz - j, 1, hz) for j in jiffies]

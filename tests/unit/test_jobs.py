@@ -1,12 +1,14 @@
-"""The job from a socket's cgroup: paths as Slurm and Kubernetes lay them
-out, a cgroup tree made by the test, and on the real kernel a process in a
-job_4242 cgroup with no SLURM_JOB_ID, while it runs and after it exited."""
+"""The job from a socket's cgroup, or from its owner's: paths as Slurm and
+Kubernetes lay them out, a cgroup tree made by the test, a process's cgroup
+and environment in a /proc made by the test. The real kernel's side is
+tests/kernel/test_job_ids.py."""
 
 import os
 
 import pytest
 
 from xctl_probe.context.jobs import CgroupJobs, job_of_path
+from xctl_probe.context.processes import Processes
 
 POD = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
@@ -43,3 +45,23 @@ def test_ids_are_found_by_walking_the_tree_and_kept(tmp_path):
     assert jobs.job(step_id) == "4242"
 
 
+
+
+@pytest.mark.parametrize("cgroup,environ,job", [
+    # The process's cgroup names the job as a socket's would, before its environment.
+    (b"0::/system.slice/slurmstepd.scope/job_4242/step_0/user/task_0\n", b"SLURM_JOB_ID=99\0",
+     "4242"),
+    (f"0::/kubepods/burstable/pod{POD}/0123abcd\n".encode(), b"", POD),
+    # cgroup v1: one line per hierarchy, the first that names a job.
+    (b"12:pids:/user.slice\n4:cpu,cpuacct:/slurm/uid_1000/job_77/step_0\n0::/\n", b"", "77"),
+    (b"0::/user.slice/user-1000.slice/session-2.scope\n", b"A=1\0SLURM_JOB_ID=99\0", "99"),
+    (b"0::/user.slice\n", b"SLURM_JOB_ID=\0", None),
+])
+def test_a_process_job_from_its_cgroup_then_its_environment(tmp_path, cgroup, environ, job):
+    process = tmp_path / "4321"
+    process.mkdir()
+    (process / "comm").write_bytes(b"trainer\n")
+    (process / "cgroup").write_bytes(cgroup)
+    (process / "environ").write_bytes(environ)
+    owner = Processes(("SLURM_JOB_ID",), str(tmp_path), ttl=10).get(4321)
+    assert (owner.pid, owner.comm, owner.job_id) == (4321, "trainer", job)

@@ -113,8 +113,9 @@ JOB_ENV_OPTION = typer.Option(
     "--job-env",
     metavar="NAME",
     help="job_id comes from the socket's cgroup path first (Slurm's job_<id>, a "
-    "Kubernetes pod UID); where it names none, from this variable of the owner's "
-    "environment. Repeat for several, the first set wins.",
+    "Kubernetes pod UID), else from the owner's cgroup path; where they name none, "
+    "from this variable of the owner's environment. Repeat for several, the first set "
+    "wins.",
 )
 DURATION_OPTION = typer.Option(
     None,

@@ -2,8 +2,11 @@
 kept for a while, since one process owns many sockets and retransmits on
 them in bursts.
 
-The job is a variable of the process's environment (``job_env``, Slurm's
-SLURM_JOB_ID by default), else the Kubernetes pod its cgroup is in.
+The job is what the process's cgroup path names, by the rule a socket's
+cgroup is read with (jobs.job_of_path: Slurm's job_<id>, a Kubernetes pod
+UID), so that a line whose socket gave no cgroup (a packet dropped before
+the kernel found its socket) names the same job; else a variable of the
+process's environment (``job_env``, Slurm's SLURM_JOB_ID by default).
 """
 
 import time
@@ -12,7 +15,7 @@ from typing import Optional, Sequence, Tuple
 import msgspec
 
 from .bounded_map import BoundedMap
-from .jobs import pod_uid
+from .jobs import job_of_path
 
 
 class Owner(msgspec.Struct, frozen=True, gc=False):
@@ -56,17 +59,27 @@ class Processes:
         return Owner(pid=pid, comm=comm, job_id=self._job_id(base))
 
     def _job_id(self, base: str) -> Optional[str]:
+        return self._cgroup_job(base) or self._environment_job(base)
+
+    @staticmethod
+    def _cgroup_job(base: str) -> Optional[str]:
+        """The job of the first of the process's cgroups (one per line,
+        ``ID:CONTROLLERS:PATH``) whose path names one."""
+        try:
+            with open(f"{base}/cgroup", "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return None
+        return next(filter(None, (job_of_path(line.split(":", 2)[-1]) for line in lines)), None)
+
+    def _environment_job(self, base: str) -> Optional[str]:
         try:
             with open(f"{base}/environ", "rb") as f:
                 environ = f.read().split(b"\0")
         except OSError:
-            environ = []
+            return None
         for prefix in self._job_env:
             for variable in environ:
                 if variable.startswith(prefix) and len(variable) > len(prefix):
                     return kernel_text(variable[len(prefix):])
-        try:
-            with open(f"{base}/cgroup", "rb") as f:
-                return pod_uid(f.read().decode(errors="replace"))
-        except OSError:
-            return None
+        return None
