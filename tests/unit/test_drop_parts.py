@@ -9,7 +9,7 @@ import pytest
 
 from xctl_probe.context.sockets import SocketsByTuple
 from xctl_probe.kernel.decoder import SOURCE_DROP
-from xctl_probe.kernel.drop_reasons import DropReasons
+from xctl_probe.kernel.drop_reasons import DropReasons, reported_reasons
 from xctl_probe.kernel.preconditions import KERNEL_BTF
 from xctl_probe.meaning.drop_counts import DropFlow, last_dropped
 from xctl_probe.meaning.table import FlowTable
@@ -102,3 +102,18 @@ def test_reasons_of_other_subsystems_and_unknown_numbers_are_named():
     subsystem = reasons._subsystems.get(1)
     if subsystem is not None:
         assert reasons.name((1 << 16) | 7) == f"{subsystem}_7"
+
+
+def test_unreadable_drop_reasons_mean_retransmissions_only_with_why(tmp_path):
+    """The stream and check ask reported_reasons alike: a BTF file the probe
+    cannot read the reasons from is a reason not to report drops, not a failure."""
+    not_btf = tmp_path / "vmlinux"
+    not_btf.write_bytes(b"\x7fELF but no BTF here")
+    reasons, said = reported_reasons(not_btf)
+    assert reasons is None and said == (
+        f"cannot read the drop reasons from {not_btf}: not BTF this probe reads")
+    reasons, said = reported_reasons(KERNEL_BTF)
+    if reasons is None:
+        assert said == "this kernel's skb:kfree_skb carries no drop reason (Linux 5.17+)"
+    else:
+        assert said == f"{len(reasons)} drop reasons named by this kernel's BTF"

@@ -9,7 +9,7 @@ from typing import Callable, List, NamedTuple, Tuple
 
 from ..errors import EXIT_OK, ProbeError
 from ..kernel import capabilities, preconditions
-from ..kernel.drop_reasons import DropReasons
+from ..kernel.drop_reasons import reported_reasons
 from ..kernel.loader import LoadedProbe
 from ..kernel.preconditions import KERNEL_BTF
 
@@ -51,14 +51,10 @@ def _capabilities(mask: int) -> Tuple[Finding, int]:
 
 def _drops() -> Tuple[Finding, bool]:
     """Whether drops can be reported: the kernel names its drop reasons in BTF."""
-    try:
-        reasons = DropReasons(KERNEL_BTF)
-    except ProbeError as exc:
-        return Finding("warn", "drops", f"{exc}: retransmissions only"), False
-    if not reasons.available:
-        return Finding("warn", "drops", "this kernel's skb:kfree_skb carries no drop reason "
-                       "(Linux 5.17+): retransmissions only"), False
-    return Finding("ok", "drops", f"{len(reasons)} drop reasons named by this kernel's BTF"), True
+    reasons, said = reported_reasons(KERNEL_BTF)
+    if reasons is None:
+        return Finding("warn", "drops", f"{said}: retransmissions only"), False
+    return Finding("ok", "drops", said), True
 
 
 def _hooks(object_path: Path, drops: bool) -> Tuple[List[Finding], int]:

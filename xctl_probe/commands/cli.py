@@ -170,16 +170,14 @@ def stream(
 
 def _drop_reasons(no_drops: bool):
     """This kernel's drop reasons, or None when drops are not to be reported."""
-    from ..kernel.drop_reasons import DropReasons
+    from ..kernel.drop_reasons import reported_reasons
     from ..kernel.preconditions import KERNEL_BTF
 
     if no_drops or not KERNEL_BTF.is_file():
         return None
-    reasons = DropReasons(KERNEL_BTF)
-    if not reasons.available:
-        _say("drops: not reported: this kernel's skb:kfree_skb carries no drop reason "
-             "(Linux 5.17+); reporting retransmissions only")
-        return None
+    reasons, said = reported_reasons(KERNEL_BTF)
+    if reasons is None:
+        _say(f"drops: not reported: {said}; reporting retransmissions only")
     return reasons
 
 

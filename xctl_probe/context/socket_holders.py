@@ -68,7 +68,9 @@ class SocketHolders:
         self._proc = proc
         self._budget = WalkBudget(cpu_share, burst)
         self._holders: "BoundedMap[int, FrozenSet[int]]" = BoundedMap(limit)
-        self._misses: Dict[int, int] = {}
+        # Bounded like the answers: a churn of sockets that never find a
+        # holder must not grow it.
+        self._misses: "BoundedMap[int, int]" = BoundedMap(limit)
 
     def prepare(self, inodes: Iterable[int]) -> None:
         """Looks up, in one walk if the budget allows, the inodes not known yet."""
@@ -94,7 +96,7 @@ class SocketHolders:
             self._holders.put(ino, frozenset())
             self._misses.pop(ino, None)
         else:
-            self._misses[ino] = misses
+            self._misses.put(ino, misses)
 
     def get(self, ino: int) -> Optional[FrozenSet[int]]:
         """The pids holding ``ino`` as last found; None if not looked up yet."""

@@ -11,7 +11,7 @@ members carry the subsystem's bits), else as ``<SUBSYSTEM>_<number>``.
 import errno
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from ..errors import ProbeError
 from .binding import ffi, lib
@@ -89,3 +89,17 @@ def _strip(name: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix):]
     return name
+
+
+def reported_reasons(btf_path: Path) -> Tuple[Optional[DropReasons], str]:
+    """This kernel's drop reasons, and what to say of them; None with why
+    when drops cannot be reported. The stream and ``check`` both ask here,
+    so they cannot disagree: without reasons the probe reports
+    retransmissions only, it does not fail."""
+    try:
+        reasons = DropReasons(btf_path)
+    except ProbeError as exc:
+        return None, str(exc)
+    if not reasons.available:
+        return None, "this kernel's skb:kfree_skb carries no drop reason (Linux 5.17+)"
+    return reasons, f"{len(reasons)} drop reasons named by this kernel's BTF"
