@@ -31,6 +31,26 @@ class TraceEvent:
     fields: Dict[str, str]
 
 
+def _make_instance_without_cmdlines(path: str) -> None:
+    """A trace instance that records no task names. Recording them hooks
+    sched_switch while any event is on, which patches __schedule's code each
+    time a trace starts and ends; in a guest under emulation, a CPU that runs
+    __schedule while another patches it took an int3 oops and the guest
+    panicked (6.12, CI). An instance takes its options from the top level
+    when it is made, and this one cannot be changed in the instance itself,
+    so it is off at the top level for that moment only."""
+    option = f"{TRACEFS}/options/record-cmd"
+    with open(option) as f:
+        was = f.read().strip()
+    with open(option, "w") as f:
+        f.write("0")
+    try:
+        os.mkdir(path)
+    finally:
+        with open(option, "w") as f:
+            f.write(was)
+
+
 class KernelTrace:
     """The kernel's own trace events (``{"skb/kfree_skb": filter or None}``),
     in a trace instance of the caller's own (tracefs mounted if it is not).
@@ -41,7 +61,7 @@ class KernelTrace:
         if not os.path.ismount(TRACEFS):
             subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
         self.path = f"{TRACEFS}/instances/xpt-{os.getpid()}-{next(_TRACES)}"
-        os.mkdir(self.path)
+        _make_instance_without_cmdlines(self.path)
         # One clock for every CPU: events of one socket that ran on different
         # CPUs (under its lock, so one after the other) are read in the order
         # they happened; the default per-CPU clock does not promise that.
