@@ -3,12 +3,23 @@
 The binding captures libbpf's log instead of letting it reach stderr (a pipe
 nobody reads under xctl), keeping every warning since the last reset: the
 first is the root cause, where an errno alone would say only "invalid
-argument".
+argument", and a program the kernel refused brings the verifier's log.
 """
+
+import re
+from typing import NamedTuple, Optional
 
 from .binding import ffi, lib
 
 PREFIX = "libbpf: "
+# How libbpf (1.0 and later) passes on the log of the load it retried with one.
+LOAD_LOG = re.compile(r"prog '([^']+)': -- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --",
+                      re.DOTALL)
+
+
+class LoadLog(NamedTuple):
+    program: str
+    text: str
 
 
 def reset() -> None:
@@ -25,3 +36,8 @@ def says() -> str:
     message = _said().split("\n", 1)[0].strip().removeprefix(PREFIX)
     return f" (libbpf: {message})" if message else ""
 
+
+def load_log() -> Optional[LoadLog]:
+    """The verifier's log libbpf passed on since the last reset, if it did."""
+    found = LOAD_LOG.search(_said())
+    return LoadLog(found.group(1), found.group(2)) if found else None
