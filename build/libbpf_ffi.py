@@ -62,7 +62,7 @@ int bpf_map__reuse_fd(struct bpf_map *map, int fd);
 /* Helpers defined below, in C. */
 void xp_capture_libbpf_log(void);
 void xp_reset_libbpf_log(void);
-const char *xp_first_libbpf_message(void);
+const char *xp_libbpf_log(void);
 int xp_test_run(int prog_fd);
 int xp_test_run_data(int prog_fd, const void *data, uint32_t size, uint32_t repeat);
 int xp_enable_run_time_stats(void);
@@ -105,22 +105,39 @@ C_SOURCE = r"""
 
 /*
  * libbpf prints to stderr by default, and the probe's stderr is a pipe that
- * nobody reads. Keep instead the first warning since the last reset: libbpf
- * names the root cause first ("failed to find kernel BTF type ID of ...")
- * and only then the consequences ("failed to load object").
+ * nobody reads. Keep instead every warning since the last reset, whole:
+ * libbpf names the root cause first ("failed to find kernel BTF type ID of
+ * ...") and only then the consequences, and when the kernel refuses a
+ * program it loads it again with a log and passes on the verifier's log,
+ * which can run to megabytes, as one message.
  */
-static char xp_first_message[512];
+static char *xp_log;
+static size_t xp_log_len, xp_log_cap;
 
 static int xp_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
-    size_t n;
+    va_list measure;
+    int n;
+    size_t cap;
+    char *grown;
 
-    if (level == LIBBPF_DEBUG || xp_first_message[0])
+    if (level == LIBBPF_DEBUG)
         return 0;
-    vsnprintf(xp_first_message, sizeof(xp_first_message), fmt, args);
-    n = strlen(xp_first_message);
-    while (n && (xp_first_message[n - 1] == '\n' || xp_first_message[n - 1] == ' '))
-        xp_first_message[--n] = '\0';
+    va_copy(measure, args);
+    n = vsnprintf(NULL, 0, fmt, measure);
+    va_end(measure);
+    if (n <= 0)
+        return 0;
+    if (xp_log_len + n + 1 > xp_log_cap) {
+        cap = 2 * (xp_log_len + n + 1);
+        grown = realloc(xp_log, cap);
+        if (!grown)
+            return 0;
+        xp_log = grown;
+        xp_log_cap = cap;
+    }
+    vsnprintf(xp_log + xp_log_len, n + 1, fmt, args);
+    xp_log_len += n;
     return 0;
 }
 
@@ -131,12 +148,14 @@ void xp_capture_libbpf_log(void)
 
 void xp_reset_libbpf_log(void)
 {
-    xp_first_message[0] = '\0';
+    free(xp_log);
+    xp_log = NULL;
+    xp_log_len = xp_log_cap = 0;
 }
 
-const char *xp_first_libbpf_message(void)
+const char *xp_libbpf_log(void)
 {
-    return xp_first_message;
+    return xp_log ? xp_log : "";
 }
 
 /* Runs a socket-filter program ``repeat`` times, in the kernel, on a packet

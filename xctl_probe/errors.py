@@ -5,6 +5,8 @@ an exit code a supervisor can act on, and one line a person can, are all a
 failure gets. The codes are documented in the README and in --help.
 """
 
+from typing import Sequence
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
@@ -15,9 +17,14 @@ EXIT_KERNEL_UNSUPPORTED = 6
 
 
 class ProbeError(Exception):
-    """An expected failure: ``str(error)`` is the whole message, what to do included."""
+    """An expected failure: ``str(error)`` is the whole message, what to do included;
+    ``details`` are lines that say more where there is room for them (``check``)."""
 
     exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, details: Sequence[str] = ()):
+        super().__init__(message)
+        self.details = tuple(details)
 
 
 class NoPrivilege(ProbeError):

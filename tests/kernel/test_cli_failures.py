@@ -1,8 +1,13 @@
 """The failures that need the kernel: no privilege, no BTF, a bad object, a
-kernel without the hook. Each is one line on stderr and a documented exit
-code, caused for real, not mocked."""
+kernel without the hook, a program the verifier rejects. Each is one line on
+stderr and a documented exit code, caused for real, not mocked."""
 
+import os
 import subprocess
+from itertools import takewhile
+from pathlib import Path
+
+from xctl_probe.commands.check import DETAIL_INDENT
 
 from lab.cli import (EXIT_BAD_INSTALL, EXIT_KERNEL_UNSUPPORTED, EXIT_NO_BTF, EXIT_NO_PRIVILEGE,
                      assert_one_line_error, run_probe)
@@ -41,21 +46,71 @@ def test_object_that_is_not_elf(tmp_path):
     assert_one_line_error(run_probe("--object", str(garbage)), EXIT_BAD_INSTALL, "cannot open")
 
 
-@requires_root
-def test_kernel_without_the_hook(tmp_path):
-    source = tmp_path / "missing_hook.bpf.c"
+def _compile(tmp_path, name, programs):
+    """A BPF object of ``programs`` beside the probe's ring buffer map, so that
+    only what the programs do is wrong."""
+    source = tmp_path / f"{name}.bpf.c"
     source.write_text(
         "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
         'char LICENSE[] SEC("license") = "GPL";\n'
-        # The probe's maps, so that only the hook is missing.
         "struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); }"
-        ' records SEC(".maps");\n'
-        'SEC("tp_btf/xp_no_such_tracepoint") int xp_missing_hook(void *ctx) { return 0; }\n'
+        ' records SEC(".maps");\n' + programs
     )
-    obj = tmp_path / "missing_hook.bpf.o"
+    obj = tmp_path / f"{name}.bpf.o"
     include = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout
     subprocess.run(["clang", "-O2", "-g", "-target", "bpf", f"-I/usr/include/{include.strip()}",
                     "-c", str(source), "-o", str(obj)], check=True)
+    return obj
+
+
+@requires_root
+def test_kernel_without_the_hook(tmp_path):
+    obj = _compile(tmp_path, "missing_hook",
+                   'SEC("tp_btf/xp_no_such_tracepoint") int xp_missing_hook(void *ctx) '
+                   "{ return 0; }\n")
     assert_one_line_error(run_probe("--object", str(obj)), EXIT_KERNEL_UNSUPPORTED,
                           "xp_no_such_tracepoint")
     wait_programs_gone()
+
+
+LOG_IS = "the verifier's log: "
+# A random number taken for a pointer: the verifier refuses to read through it.
+READS_THROUGH_A_NUMBER = ('SEC("socket") int xp_rejected(void *ctx) '
+                          "{ return *(volatile int *)(long)bpf_get_prandom_u32(); }\n")
+VERIFIER_SAYS = "invalid mem access"
+
+
+def _kept_log(line):
+    return Path(line.rstrip("\n").rsplit(LOG_IS, 1)[1])
+
+
+@requires_root
+def test_a_program_the_verifier_rejects_leaves_its_log_where_the_error_says(tmp_path):
+    obj = _compile(tmp_path, "rejected", READS_THROUGH_A_NUMBER)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    # As the unit runs it: systemd names its LogsDirectory= in the environment.
+    as_the_unit = ("env", f"LOGS_DIRECTORY={logs}")
+    stderr = assert_one_line_error(run_probe("--object", str(obj), prefix=as_the_unit),
+                                   EXIT_KERNEL_UNSUPPORTED, "xp_rejected", LOG_IS)
+    log = _kept_log(stderr)
+    assert log.parent == logs
+    assert VERIFIER_SAYS in log.read_text()
+    wait_programs_gone()
+
+
+@requires_root
+def test_check_shows_the_end_of_the_verifiers_log_of_a_rejected_program(tmp_path):
+    obj = _compile(tmp_path, "rejected", READS_THROUGH_A_NUMBER)
+    result = run_probe("check", "--object", str(obj), prefix=("env", f"TMPDIR={tmp_path}"))
+    assert result.returncode == EXIT_KERNEL_UNSUPPORTED and result.stderr == b""
+    lines = result.stdout.decode().splitlines()
+    fail = next(i for i, line in enumerate(lines) if line.startswith("FAIL hooks: "))
+    tail = list(takewhile(lambda line: line.startswith(DETAIL_INDENT), lines[fail + 1:]))
+    # Outside the unit: a directory of this user's own in the temp directory.
+    log = _kept_log(lines[fail])
+    assert log.parent == tmp_path / f"xctl-probe-ebpf-{os.geteuid()}"
+    written = [line for line in log.read_text().splitlines() if line.strip()]
+    assert tail and [line[len(DETAIL_INDENT):] for line in tail] == written[-len(tail):]
+    assert any(VERIFIER_SAYS in line for line in tail), tail
+    assert lines[fail + 1 + len(tail)].startswith("ok   owners: ")

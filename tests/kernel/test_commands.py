@@ -149,6 +149,8 @@ def test_unit_is_accepted_by_systemd_and_grants_only_the_service_set(tmp_path):
     assert settings["CapabilityBoundingSet"].split() == capabilities.SERVICE
     assert settings["NoNewPrivileges"] == "yes" and settings["DynamicUser"] == "yes"
     assert settings["ProtectSystem"] == "strict"
+    # Where the service may write a refused program's verifier log, and it stays.
+    assert settings["LogsDirectory"] == "xctl-probe-ebpf"
     assert [int(c) for c in settings["RestartPreventExitStatus"].split()] == list(
         PERMANENT_FAILURES)
 

@@ -1,6 +1,8 @@
 """``check``: can the probe run on this node, and how well. One finding per
 line, each ``ok``, ``warn`` (it runs, with less) or ``FAIL`` (it cannot run),
-and the exit code the probe itself would fail with, 0 when it can run."""
+and the exit code the probe itself would fail with, 0 when it can run. A
+program the kernel refused is followed by the last lines of the verifier's
+log, indented, the whole of which is where the finding says."""
 
 import os
 import platform
@@ -13,14 +15,19 @@ from ..kernel.drop_reasons import reported_reasons
 from ..kernel.loader import LoadedProbe
 from ..kernel.preconditions import KERNEL_BTF
 
+# Under the topic, past "FAIL ".
+DETAIL_INDENT = " " * 5
+
 
 class Finding(NamedTuple):
     status: str  # "ok", "warn" or "FAIL"
     topic: str
     text: str
+    details: Tuple[str, ...] = ()  # lines under it, indented: the end of a verifier's log
 
     def __str__(self) -> str:
-        return f"{self.status:<4} {self.topic}: {self.text}"
+        return "\n".join([f"{self.status:<4} {self.topic}: {self.text}",
+                          *(f"{DETAIL_INDENT}{line}" for line in self.details)])
 
 
 def _kernel() -> Finding:
@@ -70,7 +77,7 @@ def _hooks(object_path: Path, drops: bool) -> Tuple[List[Finding], int]:
                              "and stalled_ms"))
         return found + [Finding("ok", "detach", "all programs detached")], EXIT_OK
     except ProbeError as exc:
-        return [Finding("FAIL", "hooks", str(exc))], exc.exit_code
+        return [Finding("FAIL", "hooks", str(exc), exc.details)], exc.exit_code
 
 
 def _owners(proc: str = "/proc") -> Finding:

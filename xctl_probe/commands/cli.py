@@ -37,7 +37,8 @@ Under xctl: ark run --probe "$(command -v {PROG})"
 Exit codes: {EXIT_OK} stopped by SIGTERM/SIGINT or stdout closed;
 {EXIT_USAGE} bad option or value; {EXIT_NO_PRIVILEGE} not privileged (needs root, or CAP_BPF
 and CAP_PERFMON); {EXIT_NO_BTF} kernel without BTF; {EXIT_BAD_INSTALL} BPF object or binding
-missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected the object;
+missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected the object (the
+error names the file the verifier's log is kept in);
 {EXIT_INTERNAL} internal error (please report)."""
 
 app = typer.Typer(

@@ -2,7 +2,8 @@
 
 A dedicated user (systemd's DynamicUser: allocated when the service starts,
 nothing to create on the node) with only the capabilities xctl_probe/kernel/capabilities.py names
-(each proven needed by test), no way to gain more, a read-only system, and a
+(each proven needed by test), no way to gain more, a read-only system but
+for a directory of its logs (a refused program's verifier log), and a
 restart policy that retries what may pass (a crash, a kernel that refused a
 load under memory pressure) but not what cannot (exit codes 2 to 6: a bad
 option, no privilege, no BTF, a broken install, a kernel without the hooks).
@@ -40,6 +41,9 @@ CapabilityBoundingSet={caps}
 NoNewPrivileges=yes
 SystemCallFilter=~ptrace process_vm_readv process_vm_writev
 ProtectSystem=strict
+# Writable, and kept after it stops: the verifier's log of a program the
+# kernel refused ($LOGS_DIRECTORY, /var/log/xctl-probe-ebpf).
+LogsDirectory=xctl-probe-ebpf
 ProtectHome=read-only
 PrivateTmp=yes
 PrivateDevices=yes

@@ -1,5 +1,6 @@
 """One BPF object file through libbpf: opened, adjusted before load, loaded,
-closed; every libbpf failure turned into the ProbeError that says what to do.
+closed; every libbpf failure turned into the ProbeError that says what to do,
+and the verifier's log of a program the kernel refused kept (verifier_log.py).
 
 libbpf, through the cffi binding, relocates every field access of the object
 against this kernel's BTF at load, so one object built elsewhere serves any
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from ..errors import BadInstall, KernelUnsupported, NoPrivilege, ProbeError
-from . import libbpf_log
+from . import libbpf_log, verifier_log
 from .binding import ffi, lib
 
 
@@ -68,24 +69,27 @@ class BpfObject:
     def load(self) -> None:
         libbpf_log.reset()
         err = -lib.bpf_object__load(self._obj)
-        if err == 0:
-            return
-        if err == errno.EPERM:
-            raise NoPrivilege(
-                f"the kernel refused to load BPF programs: {os.strerror(err)}"
-                f"{libbpf_log.says()}; run as root, or check "
-                "kernel.unprivileged_bpf_disabled and any LSM policy"
-            )
-        if err == errno.ESRCH:
-            raise KernelUnsupported(
-                f"this kernel lacks a tracepoint the probe attaches to{libbpf_log.says()}; "
-                "it needs Linux 5.12 or later with BTF"
-            )
-        raise KernelUnsupported(
-            f"the kernel rejected the BPF object: {os.strerror(err)}{libbpf_log.says()}"
-        )
+        if err:
+            # libbpf loads without a verifier's log (it costs the kernel time),
+            # and a program the kernel refuses again with one: no cost unless it fails.
+            kept = verifier_log.keep(libbpf_log.load_log())
+            raise _load_failure(err, libbpf_log.says(), kept)
 
     def close(self) -> None:
         if self._obj != ffi.NULL:
             lib.bpf_object__close(self._obj)
             self._obj = ffi.NULL
+
+
+def _load_failure(err: int, says: str, kept: verifier_log.Kept) -> ProbeError:
+    if err == errno.EPERM:
+        return NoPrivilege(
+            f"the kernel refused to load BPF programs: {os.strerror(err)}{says}; run as root, "
+            f"or check kernel.unprivileged_bpf_disabled and any LSM policy{kept.said}",
+            kept.tail)
+    if err == errno.ESRCH:
+        return KernelUnsupported(
+            f"this kernel lacks a tracepoint the probe attaches to{says}; "
+            f"it needs Linux 5.12 or later with BTF{kept.said}", kept.tail)
+    return KernelUnsupported(
+        f"the kernel rejected the BPF object: {os.strerror(err)}{says}{kept.said}", kept.tail)
