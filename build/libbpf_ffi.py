@@ -68,6 +68,7 @@ int xp_test_run_data(int prog_fd, const void *data, uint32_t size, uint32_t repe
 int xp_enable_run_time_stats(void);
 int xp_next_program(uint32_t *id, char *name, size_t name_size, uint64_t *run_time_ns,
                     uint64_t *run_cnt);
+int xp_recursion_misses(const int *prog_fds, uint32_t count, uint64_t *misses);
 
 struct xp_enum_member {
     char type[64];
@@ -250,6 +251,26 @@ int xp_next_program(uint32_t *id, char *name, size_t name_size, uint64_t *run_ti
     xp_full_name(&info, &func, name, name_size);
     *run_time_ns = info.run_time_ns;
     *run_cnt = info.run_cnt;
+    return 0;
+}
+
+/* The runs of these programs the kernel skipped since they were loaded
+ * (bpf_prog_info.recursion_misses, Linux 5.12+; a program is not run again on
+ * a CPU where it is already running), summed into *misses: 0, or -errno. */
+int xp_recursion_misses(const int *prog_fds, uint32_t count, uint64_t *misses)
+{
+    struct bpf_prog_info info;
+    uint64_t sum = 0;
+    uint32_t i, len;
+
+    for (i = 0; i < count; i++) {
+        memset(&info, 0, sizeof(info));
+        len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(prog_fds[i], &info, &len))
+            return -errno;
+        sum += info.recursion_misses;
+    }
+    *misses = sum;
     return 0;
 }
 

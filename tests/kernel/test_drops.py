@@ -5,7 +5,6 @@ running kernel gives its reasons, and the owner of a socket that drops."""
 import platform
 import re
 import subprocess
-import sys
 import time
 
 import pytest
@@ -89,16 +88,6 @@ def test_netfilter_drops_match_nftables_counter():
         ns.close()
 
 
-def knock(ns, port):
-    """A SYN to a closed port of the namespace; the connection is refused."""
-    result = ns.run(sys.executable, "-c",
-                    "import socket, sys\n"
-                    "try:\n socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
-                    "except ConnectionRefusedError:\n print('refused')\n", str(port),
-                    capture_output=True, text=True)
-    assert result.stdout.strip() == "refused"
-
-
 def test_a_syn_to_a_closed_port_is_no_socket():
     reasons_of_this_kernel()
     ns = Netns()
@@ -106,7 +95,7 @@ def test_a_syn_to_a_closed_port_is_no_socket():
     port = 9711
     try:
         probe = ProbeProcess()
-        knock(ns, port)
+        ns.knock(port)
         time.sleep(0.5)
         assert probe.stop() == 0
         drops = drop_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)
@@ -220,7 +209,7 @@ def test_no_drops_reports_retransmissions_only():
     try:
         probe = ProbeProcess("--no-drops")
         assert "attached to 4 tracepoints" in probe.attach_line
-        knock(ns, port)
+        ns.knock(port)
         time.sleep(0.5)
         assert probe.stop() == 0
         assert not drop_lines([check_probe_line(raw) for raw in probe.lines], port, ns.inode)

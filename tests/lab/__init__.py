@@ -6,6 +6,8 @@
   line run as a person would, and the shape of a failure;
 - programs: its BPF programs as the kernel lists them;
 - kernel_trace: the kernel's own trace events, filtered to a test's flows;
+- skipped_runs: the probe with one program more, whose runs the kernel
+  skips on demand (skipped_runs.bpf.c), and the kernel's count of them;
 - accounting: lines held against the kernel's counters; scenarios: whole
   runs (a loss storm, a pair of processes) as typed results;
 - xctl_contract: xctl's own acceptance rules for a line; records: synthetic

@@ -74,6 +74,15 @@ class Netns(lab_netns.Netns):
         return self.popen(*extra, sys.executable, str(LAB / script), *args,
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
+    def knock(self, port: int) -> None:
+        """A SYN to a closed port of the namespace; the connection is refused."""
+        result = self.run(sys.executable, "-c",
+                          "import socket, sys\n"
+                          "try:\n socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+                          "except ConnectionRefusedError:\n print('refused')\n", str(port),
+                          capture_output=True, text=True)
+        assert result.stdout.strip() == "refused"
+
     def spawn_script(self, script: str, *args: str) -> subprocess.Popen:
         """A Python script of the test's own in the background, with stdin and stdout pipes."""
         return self.popen(sys.executable, "-c", script, *args,

@@ -29,8 +29,12 @@ owner when known, value (the flow's retransmission rate in percent over
 --window), then comm, family, saddr, daddr, sport, dport, segs, err,
 err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack, or drop
 for a TCP packet the kernel dropped, with reason and reason_code: the running
-kernel's name and number), rtt_us, cgroup_id, netns, lost (cumulative) and
-count (records merged behind a slow reader), each when known.
+kernel's name and number), rtt_us, cgroup_id, netns, lost and count
+(records merged behind a slow reader), each when known. lost (cumulative,
+also in the last stderr line) counts records, not segments: those that found
+the ring buffer full and the runs of the probe's programs the kernel skipped
+(recursion_misses), whose segments the socket's next line carries, and those
+dropped behind a stalled reader.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 

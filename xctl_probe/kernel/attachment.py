@@ -33,6 +33,11 @@ def _tracing_programs(obj: BpfObject) -> Iterator[Tuple[object, str]]:
             yield prog, section
 
 
+def tracing_program_fds(obj: BpfObject) -> List[int]:
+    """The descriptors of the loaded ``obj``'s programs that attach to a tracepoint."""
+    return [lib.bpf_program__fd(prog) for prog, _ in _tracing_programs(obj)]
+
+
 def hooks(obj: BpfObject) -> List[str]:
     """The tracepoints the object's programs attach to, as category:name."""
     names = (section[len(SECTION_PREFIX):] for _, section in _tracing_programs(obj))

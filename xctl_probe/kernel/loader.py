@@ -4,17 +4,17 @@ its maps at hand; ``close()`` (or ``with``) removes it all.
 Every way this can fail becomes a ProbeError whose message says what to do,
 and nothing is left attached when it does. The steps each have a module:
 preconditions.py (before anything is loaded), bpf_object.py (libbpf),
-load_time_runs.py (what the kernel tells at load), ticks.py (HZ) and
-attachment.py.
+load_time_runs.py (what the kernel tells at load), ticks.py (HZ),
+attachment.py and lost_records.py.
 """
 
 from pathlib import Path
 from typing import List, Optional
 
 from . import load_time_runs, preconditions, ticks
-from .attachment import Attachment, hooks
-from .binding import ffi, lib
+from .attachment import Attachment, hooks, tracing_program_fds
 from .bpf_object import BpfObject
+from .lost_records import LostRecords
 from .objects import PROBE_OBJECT
 
 RING_MAP = "records"
@@ -39,7 +39,9 @@ class LoadedProbe:
             if not drops:
                 self._obj.leave_out(DROP_PROGRAM)
             self._obj.load()
-            self._lost_fd = self.map_fd(LOST_MAP)
+            # Its tracing programs whether attached or not: a bench that
+            # attaches none reads them at the cost the stream pays.
+            self._lost = LostRecords(self.map_fd(LOST_MAP), tracing_program_fds(self._obj))
             self.err_layout = load_time_runs.err_layout(self._obj)
             self.hz, self.hz_source = ticks.kernel_hz(self.read_jiffies)
             if attach:
@@ -69,12 +71,9 @@ class LoadedProbe:
         return self._obj.map_fd(name)
 
     def lost_records(self) -> int:
-        """Records the BPF side could not put in a full ring buffer, since load."""
-        key = ffi.new("uint32_t *", 0)
-        value = ffi.new("uint64_t *")
-        if lib.bpf_map_lookup_elem(self._lost_fd, key, value) != 0:
-            return 0
-        return value[0]
+        """Records the kernel could not give since load: those that found the
+        ring buffer full, and the runs of the probe's programs it skipped."""
+        return self._lost.read()
 
     def detach(self) -> None:
         """Stops new records; what the ring buffer holds can still be read."""

@@ -20,7 +20,8 @@ reader's backlog took lines unmerged in its first BEHIND_S, and the next
 backlog grew from them.)
 
 Every line carries ``lost`` once anything was: the records the kernel could
-not queue plus the lines the pending bound refused, cumulative since start.
+not give (a full ring, a run it skipped) plus the lines the pending bound
+refused, cumulative since start.
 
 xctl reads stdout line by line as it comes: nothing may sit in a buffer, so
 each batch goes out with os.write, whatever Python's own buffering would do.
@@ -83,7 +84,7 @@ class LineWriter:
 
     def put(self, lines: List[TransportDrop], lost_in_kernel: int) -> None:
         """Hands over one batch; ``lost_in_kernel`` is the kernel's count of
-        records it could not queue."""
+        records it could not give."""
         with self._lock:
             self._lost_in_kernel = lost_in_kernel
             if not lines:
