@@ -56,9 +56,9 @@ int xp_bench_record(struct __sk_buff *skb)
 	r.daddr[2] = flow >> 8;
 	r.daddr[3] = flow;
 	if (cfg.drops) {
-		/* As the kernel drops a flood of segments on a socket in
-		 * CLOSE_WAIT: the socket named, no counters. */
-		r.state = 8;	/* CLOSE_WAIT */
+		/* As the kernel drops segments for a receiver out of
+		 * buffer: the socket named, no counters. */
+		r.state = 1;	/* ESTABLISHED */
 		r.source = XP_SRC_DROP;
 		r.reason = cfg.reason;
 	} else {

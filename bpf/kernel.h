@@ -27,8 +27,11 @@
 #define TCP_SYN_RECV 3
 #define TCP_FIN_WAIT1 4
 #define TCP_TIME_WAIT 6
+#define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
 #define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
+#define TCP_CLOSING 11
 #define TCP_NEW_SYN_RECV 12
 
 /* include/net/tcp.h: the flags of a TCP header, as tcp_skb_cb keeps them. */

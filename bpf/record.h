@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (BSD-2-Clause OR GPL-2.0) */
 /*
- * The one definition of what the BPF program hands to user space.
+ * The one definition of what the BPF program hands to user space, and of
+ * the drop policy user space hands it.
  *
  * clang compiles it into the BPF object; the cffi build feeds the same text
  * to cdef, and the Python decoder derives its unpacking from that.
@@ -38,6 +39,9 @@ enum xp_flag {
 	 * a loss that is not congestion (tcp_simple_retransmit after a path MTU
 	 * drop, Fast Open data the SYN-ACK left unacknowledged) clears it. */
 	XP_F_UNDO_MARKER = 4,
+	/* A dropped packet that is no loss (enum xp_drop_class): only reported
+	 * when user space asked for every drop. */
+	XP_F_NOT_LOSS = 8,
 };
 
 struct xp_record {
@@ -61,7 +65,8 @@ struct xp_record {
 	__u16 dport;		/* remote port, host order */
 	__u16 tcp_flags;	/* TCP header flags of the retransmitted segment (FIN 0x01, SYN 0x02,
 				 * ..., ACK 0x10); SYN|ACK for a SYN-ACK; 0 in a close record */
-	__u8 state;		/* TCP state (TCP_ESTABLISHED = 1, ...) */
+	__u8 state;		/* TCP state (TCP_ESTABLISHED = 1, ...); a drop's: of the socket the
+				 * kernel named, any kind (TIME_WAIT too), 0 if none */
 	__u8 source;		/* enum xp_source */
 	__u8 ca_state;		/* inet_connection_sock.icsk_ca_state (TCP_CA_Open = 0, ...) */
 	__u8 pending;		/* inet_connection_sock.icsk_pending: the timer that is due */
@@ -76,4 +81,35 @@ struct xp_record {
 	__u32 backoff;		/* icsk_backoff: retransmission timeouts in a row without progress */
 	__u32 ack_age;		/* jiffies since the socket last received an ACK (rcv_tstamp) */
 	__u8 owner_comm[16];	/* owner_tgid's comm at that moment */
+};
+
+/*
+ * Whether a drop is a loss, by its reason: user space classifies each reason
+ * the running kernel names (xctl_probe/meaning/drop_classes.py, by name, as
+ * kernels renumber them) and hands the classes to the drop program before
+ * load, in struct xp_drop_policy. A reason past the table is a loss.
+ */
+enum xp_drop_class {
+	XP_DROP_LOSS = 0,		/* the network lost it or this host refused it */
+	XP_DROP_NOT_LOSS = 1,		/* never a loss: a free at teardown, a duplicate */
+	XP_DROP_NOT_LOSS_AFTER_FIN = 2,	/* no loss in a segment received after the peer's
+					 * FIN, or by a closed socket (bpf/drops.bpf.h) */
+};
+
+/* Drop reasons the policy classifies, 0 up to this; about 130 in Linux 6.18. */
+#define XP_DROP_REASONS 256
+
+/* In the object's read-only section .rodata.drops, set before load. */
+struct xp_drop_policy {
+	__u8 report_all;			/* 1: report the drops that are no loss too */
+	__u8 classes[XP_DROP_REASONS];		/* enum xp_drop_class, by reason */
+};
+
+/* TCP states (tcp_states.h, all below 16) and 0 for a drop without a socket. */
+#define XP_DROP_STATES 16
+
+/* The drop records the program put in the ring, by the socket's state (map
+ * drop_records, one entry per reason and one for any reason past the table). */
+struct xp_drop_counts {
+	__u64 by_state[XP_DROP_STATES];
 };

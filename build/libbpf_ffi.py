@@ -56,6 +56,7 @@ struct bpf_map *bpf_object__find_map_by_name(const struct bpf_object *obj,
                                              const char *name);
 int bpf_map__fd(const struct bpf_map *map);
 int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
+int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
 int bpf_map_lookup_elem(int fd, const void *key, void *value);
 int bpf_map__reuse_fd(struct bpf_map *map, int fd);
 

@@ -7,7 +7,8 @@ The path of an event, one sub-package a stage, read top to bottom:
   layout (bpf/record.h); beside them what the kernel says of itself (HZ, the
   names of its drop reasons, the capabilities it asks for).
 - ``meaning``: what a record means, from its fields alone: the segments it
-  accounts for, its flow's rate, why it was retransmitted, and xctl's event.
+  accounts for, its flow's rate, why it was retransmitted, which drops are a
+  loss, and xctl's event.
 - ``context``: what the record cannot carry, from /proc and cgroupfs: the
   socket's owner, its job, a dropped packet's socket.
 - ``output``: records into lines (the per-record hot path), the writer

@@ -14,6 +14,9 @@ from lab.cli import (EXIT_BAD_INSTALL, EXIT_KERNEL_UNSUPPORTED, EXIT_NO_BTF, EXI
 from lab.marks import requires_root
 from lab.programs import wait_programs_gone
 
+# bpf/record.h: the drop policy the loader writes into an object before load.
+BPF_SOURCES = Path(__file__).resolve().parents[2] / "bpf"
+
 
 @requires_root
 def test_not_privileged_as_nobody():
@@ -51,15 +54,18 @@ def _compile(tmp_path, name, programs):
     only what the programs do is wrong."""
     source = tmp_path / f"{name}.bpf.c"
     source.write_text(
-        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+        '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n#include "record.h"\n'
         'char LICENSE[] SEC("license") = "GPL";\n'
         "struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); }"
-        ' records SEC(".maps");\n' + programs
+        ' records SEC(".maps");\n'
+        # What the loader sets up before load, so that only the programs can be wrong.
+        'const volatile struct xp_drop_policy drop_policy SEC(".rodata.drops") = {};\n'
+        + programs
     )
     obj = tmp_path / f"{name}.bpf.o"
     include = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout
     subprocess.run(["clang", "-O2", "-g", "-target", "bpf", f"-I/usr/include/{include.strip()}",
-                    "-c", str(source), "-o", str(obj)], check=True)
+                    f"-I{BPF_SOURCES}", "-c", str(source), "-o", str(obj)], check=True)
     return obj
 
 

@@ -235,6 +235,6 @@ def btf_without_drop_reasons(tmp_path):
 def test_a_kernel_without_drop_reasons_keeps_retransmissions(btf_without_drop_reasons):
     reasons_of_this_kernel()
     assert not DropReasons(btf_without_drop_reasons).available
-    with LoadedProbe(btf_path=btf_without_drop_reasons, drops=False) as probe:
+    with LoadedProbe(btf_path=btf_without_drop_reasons, drops=None) as probe:
         assert "skb:kfree_skb" not in probe.hooks
         assert len(probe.attached) == 4

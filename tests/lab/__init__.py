@@ -4,7 +4,8 @@
   (xctl_probe.lab), with nftables loss and the kernel's counters;
 - probe: the installed probe, started as xctl starts it; cli: its command
   line run as a person would, and the shape of a failure;
-- programs: its BPF programs as the kernel lists them;
+- programs: its BPF programs as the kernel lists them, and a running probe's
+  maps; two_probes: the probe as xctl runs it beside one with --drops all;
 - kernel_trace: the kernel's own trace events, filtered to a test's flows;
 - skipped_runs: the probe with one program more, whose runs the kernel
   skips on demand (skipped_runs.bpf.c), and the kernel's count of them;

@@ -33,3 +33,9 @@ def struct_layout(path, name: str) -> Tuple[int, List[Tuple[str, int, int]]]:
 
 def has_struct(path, name: str) -> bool:
     return any(t["kind"] == "STRUCT" and t["name"] == name for t in dump(path).values())
+
+
+def has_member(path, name: str, member: str) -> bool:
+    """Whether ``struct name`` has a member ``member``."""
+    return any(t["kind"] == "STRUCT" and t["name"] == name
+               and any(m["name"] == member for m in t["members"]) for t in dump(path).values())

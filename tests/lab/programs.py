@@ -1,11 +1,11 @@
 """The probe's BPF programs as the kernel lists them (bpftool): loaded,
-attached, and gone once the probe has exited."""
+attached, and gone once the probe has exited; and a running probe's maps."""
 
 import json
 import subprocess
 import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 from .waits import patient
 
@@ -69,3 +69,24 @@ def wait_programs_gone(timeout: float = 10.0) -> None:
             raise AssertionError(
                 f"BPF programs left after {patient(timeout):g} s: {names}; held by {holders}")
         time.sleep(0.05)
+
+
+def probe_map(pid: int, name: str) -> Dict[int, dict]:
+    """{key: value} of the map ``name`` the process ``pid`` holds, as bpftool
+    reads it (its BTF gives the values their fields). Other probes on the
+    machine have a map of that name too: only the process's own descriptors count."""
+    ids = set()
+    for fdinfo in Path(f"/proc/{pid}/fdinfo").iterdir():
+        for line in fdinfo.read_text().splitlines():
+            if line.startswith("map_id:"):
+                ids.add(line.split()[1])
+    for map_id in sorted(ids):
+        shown = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", map_id],
+                                          capture_output=True, text=True, check=True).stdout)
+        if shown["name"] == name:
+            dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", map_id],
+                                             capture_output=True, text=True, check=True).stdout)
+            # A global-data map's one entry comes without a key.
+            return {entry["formatted"].get("key", 0): entry["formatted"]["value"]
+                    for entry in dump}
+    raise LookupError(f"process {pid} holds no map {name}")

@@ -28,6 +28,12 @@ def test_unexpected_argument():
     assert_one_line_error(run_probe("extra"), EXIT_USAGE, "extra")
 
 
+def test_drops_takes_loss_or_all_and_not_with_no_drops():
+    assert_one_line_error(run_probe("--drops", "some"), EXIT_USAGE, "--drops")
+    assert_one_line_error(run_probe("--no-drops", "--drops", "all"), EXIT_USAGE, "--no-drops",
+                          "--drops")
+
+
 def test_help_documents_exit_codes_and_xctl():
     result = run_probe("--help")
     assert result.returncode == 0

@@ -11,15 +11,15 @@ to compare, as ratios within one run where it can.
   thread. Only the user-space side is timed. drain_per_s: the same ring
   drained by C code that only counts records, the ceiling of any reader;
   drain_ratio = events_per_s / drain_per_s. drop_events_per_s: the same,
-  with records of dropped packets (reason NOT_SPECIFIED on sockets in
-  CLOSE_WAIT, the flood a loss storm's ends bring), which take a path of
-  their own.
+  with records of dropped packets (SOCKET_RCVBUFF on established sockets:
+  receivers out of buffer), which take a path of their own.
 - bpf_ns_per_event: kernel time per call of the retransmission program
   (the kernel's own run-time statistics) during a real loss storm the bench
   makes in a network namespace of its own (eight connections over loopback
   at MTU 1500, one packet in five dropped by nftables), the median of --runs
   storms; the other programs' ns per call beside it. drop_ns_reported is the
-  drop program's, in those storms (nftables' drops, each reported);
+  drop program's, in those storms (nftables' drops, each reported, among the
+  storm's drops that are no loss, skipped before a record is reserved);
   drop_ns_ignored its cost per call for drops it ignores (UDP datagrams to a
   closed port).
 - startup_ms: from starting the probe to its "attached" line, as xctl
@@ -44,7 +44,7 @@ from ..lab.storm import storm_tools_missing
 from . import report
 from .probe_process import idle_cpu_pct, peak_rss_mb, probe_command, running_probe, startup_ms
 from .storm_cost import DROP_PROGRAM, RETRANSMIT_PROGRAM, storm_costs
-from .synthetic_records import throughput
+from .synthetic_records import DROP_REASON, throughput
 
 Say = Callable[[str], None]
 
@@ -70,10 +70,10 @@ def _throughput(object_path: Path, records: int, flows: int, say: Say) -> Dict[s
     for line in report.throughput_lines(figures, records, flows, rates["lines"]):
         say(line)
     reasons = DropReasons(KERNEL_BTF) if KERNEL_BTF.is_file() else None
-    if reasons is not None and reasons.code("NOT_SPECIFIED") is not None:
+    if reasons is not None and reasons.code(DROP_REASON) is not None:
         drop_rates = throughput(object_path, records, flows, reasons)
         figures["drop_events_per_s"] = round(drop_rates["events_per_s"])
-    say(report.drop_throughput_line(figures.get("drop_events_per_s")))
+    say(report.drop_throughput_line(figures.get("drop_events_per_s"), DROP_REASON))
     return figures
 
 

@@ -13,11 +13,11 @@ def throughput_lines(figures: Dict[str, object], records: int, flows: int,
     ]
 
 
-def drop_throughput_line(drop_events_per_s) -> str:
+def drop_throughput_line(drop_events_per_s, reason: str) -> str:
     if drop_events_per_s is None:
         return "drop_events_per_s        n/a  this kernel names no drop reasons"
     return (f"drop_events_per_s {drop_events_per_s:10,}  the same with dropped packets "
-            "(NOT_SPECIFIED, in CLOSE_WAIT)")
+            f"({reason}, in ESTABLISHED)")
 
 
 def startup_line(median_ms: float, times: List[float]) -> str:

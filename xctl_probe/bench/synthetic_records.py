@@ -21,6 +21,8 @@ from ..kernel.ringbuf import RECORD_SIZE, RingReader
 from ..output.stream import Stream
 
 BENCH_PROGRAM = "xp_bench_record"
+# The synthetic drops' reason: a receiver out of buffer, a loss the probe reports.
+DROP_REASON = "SOCKET_RCVBUFF"
 # struct xp_bench_config in bpf/bench.bpf.c: ino, flows, netns, drops, reason.
 _CONFIG = struct.Struct("=QIIII")
 # Room for 139,000 records: the bench fills three quarters of it per round.
@@ -75,7 +77,7 @@ def throughput(object_path: Path, records: int, flows: int,
                drops: Optional[DropReasons] = None) -> Dict[str, float]:
     """events_per_s through the real path and drain_per_s through the C drain;
     with ``drops``, the kernel's reasons, of dropped packets."""
-    reason = None if drops is None else drops.code("NOT_SPECIFIED")
+    reason = None if drops is None else drops.code(DROP_REASON)
     devnull = os.open(os.devnull, os.O_WRONLY)
     # The synthetic flows' socket: the probe looks its owner up, and finds the bench.
     owned = socket.socket()

@@ -7,13 +7,15 @@ log, indented, the whole of which is where the finding says."""
 import os
 import platform
 from pathlib import Path
-from typing import Callable, List, NamedTuple, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 from ..errors import EXIT_OK, ProbeError
 from ..kernel import capabilities, preconditions
+from ..kernel.drop_policy import DropPolicy
 from ..kernel.drop_reasons import reported_reasons
 from ..kernel.loader import LoadedProbe
 from ..kernel.preconditions import KERNEL_BTF
+from ..meaning import drop_classes
 
 # Under the topic, past "FAIL ".
 DETAIL_INDENT = " " * 5
@@ -56,15 +58,17 @@ def _capabilities(mask: int) -> Tuple[Finding, int]:
     return Finding("warn" if lacks else "ok", "capabilities", text), EXIT_OK
 
 
-def _drops() -> Tuple[Finding, bool]:
-    """Whether drops can be reported: the kernel names its drop reasons in BTF."""
+def _drops() -> Tuple[Finding, Optional[DropPolicy]]:
+    """Whether drops can be reported (the kernel names its drop reasons in
+    BTF), how the table of losses meets this kernel, and the policy to load."""
     reasons, said = reported_reasons(KERNEL_BTF)
     if reasons is None:
-        return Finding("warn", "drops", f"{said}: retransmissions only"), False
-    return Finding("ok", "drops", said), True
+        return Finding("warn", "drops", f"{said}: retransmissions only"), None
+    said = f"{said}; {drop_classes.summary(reasons)}"
+    return Finding("ok", "drops", said), drop_classes.policy(reasons)
 
 
-def _hooks(object_path: Path, drops: bool) -> Tuple[List[Finding], int]:
+def _hooks(object_path: Path, drops: Optional[DropPolicy]) -> Tuple[List[Finding], int]:
     try:
         with LoadedProbe(object_path, drops=drops) as probe:
             found = [Finding("ok", "hook", f"{hook} loads and attaches")
@@ -111,9 +115,9 @@ def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
     say(str(caps))
     code = btf_code or caps_code
     if code == EXIT_OK:
-        drops, drops_ok = _drops()
+        drops, drop_policy = _drops()
         say(str(drops))
-        hooks, code = _hooks(object_path, drops_ok)
+        hooks, code = _hooks(object_path, drop_policy)
         for finding in hooks:
             say(str(finding))
     else:

@@ -6,9 +6,9 @@ writes one line when it is attached and one when it stops, and a failure is
 one line with a distinct exit code, never a traceback.
 """
 
+import enum
 import os
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,12 +29,13 @@ owner when known, value (the flow's retransmission rate in percent over
 --window), then comm, family, saddr, daddr, sport, dport, segs, err,
 err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack, or drop
 for a TCP packet the kernel dropped, with reason and reason_code: the running
-kernel's name and number), rtt_us, cgroup_id, netns, lost and count
-(records merged behind a slow reader), each when known. lost (cumulative,
-also in the last stderr line) counts records, not segments: those that found
-the ring buffer full and the runs of the probe's programs the kernel skipped
-(recursion_misses), whose segments the socket's next line carries, and those
-dropped behind a stalled reader.
+kernel's name and number, and loss false, value 0, for one that is no loss),
+rtt_us, cgroup_id, netns, lost and count (records merged behind a slow
+reader), each when known. lost (cumulative, also in the last stderr line)
+counts records, not segments: those that found the ring buffer full and the
+runs of the probe's programs the kernel skipped (recursion_misses), whose
+segments the socket's next line carries, and those dropped behind a stalled
+reader.
 
 Under xctl: ark run --probe "$(command -v {PROG})"
 
@@ -57,14 +58,6 @@ app = typer.Typer(
 def _say(message: str) -> None:
     sys.stderr.write(f"{PROG}: {message}\n")
     sys.stderr.flush()
-
-
-def _ms_since_process_start() -> float:
-    """From exec to now, from the kernel's own start time of this process (10 ms ticks)."""
-    with open("/proc/self/stat", encoding="ascii") as stat:
-        after_comm = stat.read().rsplit(")", 1)[1].split()
-    start_s = int(after_comm[19]) / os.sysconf("SC_CLK_TCK")
-    return (time.clock_gettime(time.CLOCK_BOOTTIME) - start_s) * 1000
 
 
 def _version(value: bool) -> None:
@@ -136,6 +129,22 @@ NO_DROPS_OPTION = typer.Option(
     False, "--no-drops",
     help="Report retransmissions only, not the TCP packets the kernel drops.",
 )
+
+
+class Drops(str, enum.Enum):
+    loss = "loss"
+    all = "all"
+
+
+DROPS_OPTION = typer.Option(
+    None, "--drops",
+    show_default=False,
+    help="Which dropped TCP packets to report. loss (the default): those the network lost or "
+    "this host refused (netfilter, qdisc, full buffers, zero window, checksums, ...); frees "
+    "at teardown, duplicates of data already received, copies and segments after the "
+    "peer's FIN are skipped in the kernel. all: every one; a line of one that is no loss "
+    "carries loss false and value 0.",
+)
 VERSION_OPTION = typer.Option(
     False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
 )
@@ -155,10 +164,13 @@ def stream(
     job_env: List[str] = JOB_ENV_OPTION,
     duration: Optional[float] = DURATION_OPTION,
     no_drops: bool = NO_DROPS_OPTION,
+    drops: Optional[Drops] = DROPS_OPTION,
     version: bool = VERSION_OPTION,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
+    if no_drops and drops is not None:
+        raise click.UsageError("--no-drops and --drops contradict each other: give one")
     # Imported here, not at the top: --help, --version and usage errors stay
     # fast and work even where the binding is broken.
     from ..output.stop import StopSignals
@@ -166,50 +178,19 @@ def stream(
     # Before the binding is loaded and the kernel's BTF read: a stop signal
     # while the probe starts ends it as cleanly as one that comes later.
     with StopSignals() as stop:
-        totals = _stream(stop, object_path, ring_kib, no_drops, window, job_env, duration)
+        from .streaming import run
+
+        shown = None if no_drops else (drops or Drops.loss).value
+        totals = run(stop, object_path, ring_kib, shown, window, job_env, duration, _say)
     if not totals.stdout_closed:
         unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
                      if totals.unwritten else "")
         _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
 
 
-def _drop_reasons(no_drops: bool):
-    """This kernel's drop reasons, or None when drops are not to be reported."""
-    from ..kernel.drop_reasons import reported_reasons
-    from ..kernel.preconditions import KERNEL_BTF
-
-    if no_drops or not KERNEL_BTF.is_file():
-        return None
-    reasons, said = reported_reasons(KERNEL_BTF)
-    if reasons is None:
-        _say(f"drops: not reported: {said}; reporting retransmissions only")
-    return reasons
-
-
-def _stream(stop, object_path: Path, ring_kib: int, no_drops: bool, window: float,
-            job_env: List[str], duration: Optional[float]):
-    """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
-    from ..kernel.loader import LoadedProbe
-
-    reasons = _drop_reasons(no_drops)
-    with LoadedProbe(object_path, ring_bytes=ring_kib * 1024,
-                     drops=reasons is not None) as probe:
-        # Only now: the load's peak of memory comes before these are in it.
-        from ..context.owners import Owners
-        from ..output.stream import Stream
-
-        stream = Stream(probe, window, Owners(job_env), stop, reasons=reasons)
-        hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
-              else "HZ unknown: rto_ms and stalled_ms left out")
-        _say(
-            f"attached to {len(probe.attached)} tracepoints in "
-            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}"
-        )
-        return stream.run(duration)
-
-
-@app.command(help="Preflight for this node: kernel, BTF, capabilities, each hook (loaded, "
-             "attached, detached), owners; one line per finding. Exit 0 when the probe can "
+@app.command(help="Preflight for this node: kernel, BTF, capabilities, drop reasons (how "
+             "many are no loss), each hook (loaded, attached, detached), owners; one line per "
+             "finding. Exit 0 when the probe can "
              "run, else the code it would fail with.")
 def check(object_path: Path = OBJECT_OPTION) -> None:
     from .check import run_checks

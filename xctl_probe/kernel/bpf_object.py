@@ -62,6 +62,14 @@ class BpfObject:
             raise ProbeError(f"cannot size the ring buffer to {ring_bytes} bytes: "
                              f"{os.strerror(err)}")
 
+    def set_initial_value(self, name: str, data: bytes) -> None:
+        """The contents of the global-data map ``name`` (a section such as
+        .rodata.drops), before load; all of it, at its exact size."""
+        err = -lib.bpf_map__set_initial_value(self.map(name), data, len(data))
+        if err:
+            raise BadInstall(f"cannot set the BPF object's {name} ({len(data)} bytes): "
+                             f"{os.strerror(err)}; reinstall the package")
+
     def leave_out(self, name: str) -> None:
         """Keeps the program ``name`` from being loaded (and so attached)."""
         lib.bpf_program__set_autoload(self.program(name), False)

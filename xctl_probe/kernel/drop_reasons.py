@@ -11,7 +11,7 @@ members carry the subsystem's bits), else as ``<SUBSYSTEM>_<number>``.
 import errno
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 from ..errors import ProbeError
 from .binding import ffi, lib
@@ -63,6 +63,10 @@ class DropReasons:
 
     def __len__(self) -> int:
         return len(self._core)
+
+    def items(self) -> Iterator[Tuple[int, str]]:
+        """(number, name) of each core reason this kernel names."""
+        return iter(self._core.items())
 
     def code(self, name: str) -> Optional[int]:
         """This kernel's number for the core reason ``name`` (NOT_SPECIFIED, ...)."""

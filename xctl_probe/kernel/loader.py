@@ -14,6 +14,7 @@ from typing import List, Optional
 from . import load_time_runs, preconditions, ticks
 from .attachment import Attachment, hooks, tracing_program_fds
 from .bpf_object import BpfObject
+from .drop_policy import SECTION, DropPolicy
 from .lost_records import LostRecords
 from .objects import PROBE_OBJECT
 
@@ -29,15 +30,20 @@ class LoadedProbe:
     """The object loaded and attached; ``close()`` (or ``with``) removes it all."""
 
     def __init__(self, object_path: Path = PROBE_OBJECT, btf_path: Optional[Path] = None,
-                 ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True, drops: bool = True):
+                 ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True,
+                 drops: Optional[DropPolicy] = DropPolicy()):
+        """``drops``: which drops the drop program reports (by default every
+        one); None leaves the program out."""
         preconditions.require(object_path)
         self._obj: Optional[BpfObject] = None
         self._attachment = Attachment()
         try:
             self._obj = BpfObject(Path(object_path), btf_path)
             self._obj.size_ring(RING_MAP, ring_bytes)
-            if not drops:
+            if drops is None:
                 self._obj.leave_out(DROP_PROGRAM)
+            else:
+                self._obj.set_initial_value(SECTION, drops.packed())
             self._obj.load()
             # Its tracing programs whether attached or not: a bench that
             # attaches none reads them at the cost the stream pays.

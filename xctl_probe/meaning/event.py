@@ -141,6 +141,9 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
         description="why the kernel dropped the packet, in its own words (kind drop)")]] = None
     reason_code: Optional[Annotated[int, msgspec.Meta(
         ge=0, description="the running kernel's number for reason")]] = None
+    loss: Optional[Annotated[bool, msgspec.Meta(
+        description="false for a drop that is no loss (reported with --drops all only); "
+        "its value is 0")]] = None
     rtt_us: Optional[Positive] = None
     rto_ms: Optional[Annotated[int, msgspec.Meta(
         ge=0, description="the socket's retransmission timeout now; it doubles with each "
@@ -227,9 +230,12 @@ def jiffies_ms(jiffies: int, hz: int) -> int:
     return jiffies * 1000 // hz
 
 
-def as_drop(flow: TransportDrop, state: int, reason: str, reason_code: int) -> TransportDrop:
+def as_drop(flow: TransportDrop, state: int, reason: str, reason_code: int,
+            loss: bool = True) -> TransportDrop:
     """``flow``'s event as a drop of ``reason`` (the kernel's number ``reason_code``)
-    in TCP state ``state`` (0: no socket): what such drop lines of a flow share."""
+    in TCP state ``state`` (0: no socket), a loss or not: what such drop lines
+    of a flow share."""
     return msgspec.structs.replace(flow, state=state_name(state) if state else None,
-                                   kind="drop", reason=reason, reason_code=reason_code)
+                                   kind="drop", reason=reason, reason_code=reason_code,
+                                   loss=None if loss else False)
 

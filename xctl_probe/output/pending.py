@@ -4,7 +4,8 @@ While stdout's reader (xctl) keeps up, every record has a line of its own.
 When it falls behind, the probe keeps draining the kernel and the lines it
 cannot write yet wait here: a new line for a flow (its entity, in its
 network namespace: what xctl tells apart; its drops of one reason apart from
-its retransmissions) that already has one waiting is merged into it, ``segs``
+its retransmissions, and those that are no loss apart from those that are)
+that already has one waiting is merged into it, ``segs``
 summed (so Σsegs stays exact), ``count`` the records merged, everything else
 (time, value, state, kind) the newest.
 The line rate drops to what the reader takes and memory stays bounded: past
@@ -25,7 +26,7 @@ MAX_FLOWS = 16384
 class PendingLines:
     def __init__(self, max_flows: int = MAX_FLOWS):
         self._lines: List[TransportDrop] = []
-        self._index: Dict[Tuple[str, int, Optional[str]], int] = {}
+        self._index: Dict[Tuple[str, int, Optional[str], Optional[bool]], int] = {}
         self._max_flows = max_flows
         self.dropped = 0
 
@@ -33,8 +34,9 @@ class PendingLines:
         return len(self._lines)
 
     def add(self, line: TransportDrop) -> None:
-        # A flow's drops of each reason are lines apart from its retransmissions.
-        flow = (line.entity_id, line.netns, line.reason)
+        # A flow's drops of each reason are lines apart from its retransmissions,
+        # and a value that counts losses never takes the place of one that does not.
+        flow = (line.entity_id, line.netns, line.reason, line.loss)
         at = self._index.get(flow)
         if at is not None:
             waiting = self._lines[at]

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: (BSD-2-Clause OR GPL-2.0) */
+/*
+ * The drop program: every TCP packet the kernel drops that is a loss (or,
+ * when user space asks, every one), with the kernel's reason, into the
+ * probe's ring (ring.bpf.h). A header of probe.bpf.c's, so that the one
+ * object carries it; it needs nothing else of that file. Like ring.bpf.h,
+ * it takes record.h from the file that includes it (cffi reads record.h as
+ * it is, so it has no include guard).
+ */
+#pragma once
+
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "core_fixes.bpf.h"
+#include "ring.bpf.h"
+
+/*
+ * Set by user space before load from the running kernel's names
+ * (xctl_probe/meaning/drop_classes.py), read-only once loaded: a section of
+ * its own, so its size is the struct's and nothing else shares it.
+ */
+const volatile struct xp_drop_policy drop_policy SEC(".rodata.drops") = {};
+
+/*
+ * What the program put in the ring, by reason and state (struct
+ * xp_drop_counts), for anyone to read with bpftool: a drop that is skipped
+ * never shows here.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XP_DROP_REASONS + 1);
+	__type(key, __u32);
+	__type(value, struct xp_drop_counts);
+} drop_records SEC(".maps");
+
+static __always_inline __u8 drop_class(__u32 reason)
+{
+	return reason < XP_DROP_REASONS ? drop_policy.classes[reason] : XP_DROP_LOSS;
+}
+
+/*
+ * Linux 6.3, "net: add SKB_CONSUMED drop reason": frees that are no drop pass
+ * here too since. NOT_DROPPED_YET is no drop either, where it exists. Neither
+ * is ever reported, whatever the policy.
+ */
+static __always_inline int no_drop(__u32 reason)
+{
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return 1;
+	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_NOT_DROPPED_YET) &&
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_NOT_DROPPED_YET);
+}
+
+/*
+ * The TCP socket the kernel names for a dropped packet, of any kind (a
+ * request or time-wait socket too), and its state; NULL and 0 if none: the
+ * receiving socket (rx_sk, Linux 6.11+), else the one the skb is charged to.
+ * Read with probe reads: skb->sk is an RCU pointer that helpers taking a
+ * socket refuse (Linux 6.2+).
+ */
+static __always_inline const struct sock *named_sock(unsigned long long *ctx,
+						     const struct sk_buff *skb, __u8 *state)
+{
+	const struct sock *sk = NULL;
+
+	if (kfree_skb_has_rx_sk())
+		sk = (const struct sock *)ctx[3];
+	if (!sk)
+		sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return NULL;
+	*state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	/* Only TCP has these, and they are only a struct sock_common. */
+	if (*state == TCP_NEW_SYN_RECV || *state == TCP_TIME_WAIT ||
+	    BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+		return sk;
+	*state = 0;
+	return NULL;
+}
+
+static __always_inline int full_sock(const struct sock *sk, __u8 state)
+{
+	return sk && state != TCP_NEW_SYN_RECV && state != TCP_TIME_WAIT;
+}
+
+/*
+ * The peer's FIN comes after all its data, and the socket has taken it in
+ * order (CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT), or the connection is over
+ * (CLOSE): a segment it receives then holds nothing it still awaits. What
+ * tcp_rcv_state_process() processes in those states without queueing (the
+ * ACKs for its own data) it frees through kfree_skb without a reason.
+ */
+static __always_inline int peer_done(__u8 state)
+{
+	return state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK ||
+	       state == TCP_TIME_WAIT || state == TCP_CLOSE;
+}
+
+static __always_inline int not_loss(__u8 class, __u8 state, int inbound)
+{
+	return class == XP_DROP_NOT_LOSS ||
+	       (class == XP_DROP_NOT_LOSS_AFTER_FIN && inbound && peer_done(state));
+}
+
+/* A dropped packet's TCP/IP facts, as on the wire. */
+struct xp_packet {
+	__u8 saddr[XP_ADDR_LEN];
+	__u8 daddr[XP_ADDR_LEN];
+	__be16 source;
+	__be16 dest;
+	__u16 family;
+	__u8 flags;
+};
+
+/* 0 and the packet's facts if it is TCP over IPv4 or IPv6 (a first or only
+ * fragment), else -1. */
+static __always_inline int parse_packet(const struct sk_buff *skb, struct xp_packet *p)
+{
+	const unsigned char *head = skb->head;
+	__u16 network = skb->network_header, transport;
+	__be16 protocol = skb->protocol;
+	struct xp_tcphdr tcp;
+
+	if (network == (__u16)~0U)
+		return -1;
+	__builtin_memset(p, 0, sizeof(*p));
+	if (protocol == bpf_htons(ETH_P_IP)) {
+		struct xp_iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + network) ||
+		    ip.version_ihl >> 4 != 4 || ip.protocol != IPPROTO_TCP ||
+		    ip.frag_off & bpf_htons(0x1fff))
+			return -1;
+		transport = network + (ip.version_ihl & 0xf) * 4;
+		p->family = AF_INET;
+		*(__be32 *)p->saddr = ip.saddr;
+		*(__be32 *)p->daddr = ip.daddr;
+	} else if (protocol == bpf_htons(ETH_P_IPV6)) {
+		struct xp_ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + network) ||
+		    ip6.nexthdr != IPPROTO_TCP)
+			return -1;
+		transport = network + sizeof(ip6);
+		p->family = AF_INET6;
+		__builtin_memcpy(p->saddr, ip6.saddr, sizeof(p->saddr));
+		__builtin_memcpy(p->daddr, ip6.daddr, sizeof(p->daddr));
+	} else {
+		return -1;
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + transport))
+		return -1;
+	p->source = tcp.source;
+	p->dest = tcp.dest;
+	p->flags = tcp.flags;
+	return 0;
+}
+
+/* Local side first: a packet the socket received ends at the socket's port,
+ * one it sent starts from it. */
+static __always_inline void fill_packet(struct xp_record *r, const struct xp_packet *p,
+					int inbound)
+{
+	r->family = p->family;
+	__builtin_memcpy(r->saddr, inbound ? p->daddr : p->saddr, sizeof(r->saddr));
+	__builtin_memcpy(r->daddr, inbound ? p->saddr : p->daddr, sizeof(r->daddr));
+	r->sport = bpf_ntohs(inbound ? p->dest : p->source);
+	r->dport = bpf_ntohs(inbound ? p->source : p->dest);
+	r->tcp_flags = p->flags;
+}
+
+/* What a full socket tells of itself; the netns is the device's without one. */
+static __always_inline void fill_drop_sock(struct xp_record *r, const struct sk_buff *skb,
+					   const struct sock *sk, __u8 state)
+{
+	struct net_device *dev = skb->dev;
+
+	r->netns = dev ? dev->nd_net.net->ns.inum : 0;
+	r->cookie = 0;
+	r->ino = 0;
+	r->cgroup_id = 0;
+	if (!full_sock(sk, state))
+		return;
+	/* The cookie if the socket has one already (a retransmission gave it
+	 * one): user space then keys the flow as it keys retransmissions. */
+	r->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	r->ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+	r->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (bpf_core_field_exists(struct sock_cgroup_data, cgroup))
+		r->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}
+
+static __always_inline void count_record(__u32 reason, __u8 state)
+{
+	__u32 slot = reason < XP_DROP_REASONS ? reason : XP_DROP_REASONS;
+	struct xp_drop_counts *counts = bpf_map_lookup_elem(&drop_records, &slot);
+
+	if (counts)
+		__sync_fetch_and_add(&counts->by_state[state & (XP_DROP_STATES - 1)], 1);
+}
+
+static __always_inline void report_drop(const struct sk_buff *skb, const struct xp_packet *p,
+					const struct sock *sk, __u8 state, int inbound,
+					__u32 reason, int no_loss)
+{
+	struct net_device *dev = skb->dev;
+	struct xp_record *r = reserve_record();
+
+	if (!r)
+		return;
+	fill_packet(r, p, inbound);
+	fill_drop_sock(r, skb, sk, state);
+	r->ts_ns = bpf_ktime_get_ns();
+	r->tgid = bpf_get_current_pid_tgid() >> 32;
+	r->ifindex = dev ? dev->ifindex : skb->skb_iif;
+	r->state = state;
+	r->skb_segs = 1;
+	r->retrans = 0;
+	r->prev_retrans = 0;
+	r->sent = 0;
+	r->srtt_us = 0;
+	r->err = 0;
+	r->flags = no_loss ? XP_F_NOT_LOSS : 0;
+	r->source = XP_SRC_DROP;
+	r->ca_state = 0;
+	r->pending = 0;
+	r->reason = reason;
+	r->rto = 0;
+	r->backoff = 0;
+	r->ack_age = 0;
+	r->owner_tgid = 0;
+	__builtin_memset(r->owner_comm, 0, sizeof(r->owner_comm));
+	submit_record(r);
+	count_record(reason, state);
+}
+
+/*
+ * Every TCP packet the kernel drops, with or without a socket (a packet
+ * netfilter drops on input meets none), with the kernel's reason. What is no
+ * drop, and what is no loss unless user space asked for those too, returns
+ * before a record is reserved: what is never a loss at once, a segment
+ * received after the peer's FIN once the packet and socket are read.
+ */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(xp_kfree_skb, struct sk_buff *skb, void *location)
+{
+	struct xp_packet packet;
+	const struct sock *sk;
+	__u32 reason;
+	__u8 class, state = 0;
+	int inbound, no_loss;
+
+	if (!kfree_skb_has_reason())
+		return 0;
+	reason = (__u32)ctx[2];
+	if (no_drop(reason))
+		return 0;
+	class = drop_class(reason);
+	if (class == XP_DROP_NOT_LOSS && !drop_policy.report_all)
+		return 0;
+	if (parse_packet(skb, &packet))
+		return 0;
+	sk = named_sock(ctx, skb, &state);
+	inbound = !sk || BPF_CORE_READ(sk, __sk_common.skc_num) != bpf_ntohs(packet.source);
+	no_loss = not_loss(class, state, inbound);
+	if (no_loss && !drop_policy.report_all)
+		return 0;
+	report_drop(skb, &packet, sk, state, inbound, reason, no_loss);
+	return 0;
+}

@@ -1,0 +1,56 @@
+"""The stream's life once the CLI has its options: the drops to report, the
+object loaded and attached, the "attached" line on stderr, then the stream
+until a stop. The CLI imports it only then, so --help, --version and usage
+errors never load the binding."""
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from ..kernel.drop_reasons import reported_reasons
+from ..kernel.loader import LoadedProbe
+from ..kernel.preconditions import KERNEL_BTF
+from ..meaning.drop_classes import policy
+
+Say = Callable[[str], None]
+
+
+def _ms_since_process_start() -> float:
+    """From exec to now, from the kernel's own start time of this process (10 ms ticks)."""
+    with open("/proc/self/stat", encoding="ascii") as stat:
+        after_comm = stat.read().rsplit(")", 1)[1].split()
+    start_s = int(after_comm[19]) / os.sysconf("SC_CLK_TCK")
+    return (time.clock_gettime(time.CLOCK_BOOTTIME) - start_s) * 1000
+
+
+def _drop_reasons(drops: Optional[str], say: Say):
+    """This kernel's drop reasons and what the drop program is to report of
+    them (``drops``: "loss" or "all"); (None, None) when drops are not to be
+    reported."""
+    if drops is None or not KERNEL_BTF.is_file():
+        return None, None
+    reasons, said = reported_reasons(KERNEL_BTF)
+    if reasons is None:
+        say(f"drops: not reported: {said}; reporting retransmissions only")
+        return None, None
+    return reasons, policy(reasons, report_all=drops == "all")
+
+
+def run(stop, object_path: Path, ring_kib: int, drops: Optional[str], window: float,
+        job_env: List[str], duration: Optional[float], say: Say):
+    """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
+    reasons, drop_policy = _drop_reasons(drops, say)
+    with LoadedProbe(object_path, ring_bytes=ring_kib * 1024, drops=drop_policy) as probe:
+        # Only now: the load's peak of memory comes before these are in it.
+        from ..context.owners import Owners
+        from ..output.stream import Stream
+
+        stream = Stream(probe, window, Owners(job_env), stop, reasons=reasons)
+        hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
+              else "HZ unknown: rto_ms and stalled_ms left out")
+        say(
+            f"attached to {len(probe.attached)} tracepoints in "
+            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}"
+        )
+        return stream.run(duration)

@@ -1,0 +1,35 @@
+"""What the drop program is told before it is loaded: each drop reason's
+class (enum xp_drop_class in bpf/record.h), by the running kernel's numbers,
+and whether the drops that are no loss are reported too. It goes into the
+object's read-only section .rodata.drops (struct xp_drop_policy), so it
+cannot change once the program runs; the classes themselves come from the
+table in xctl_probe/meaning/drop_classes.py."""
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .binding import ffi, lib
+
+LOSS = lib.XP_DROP_LOSS
+NOT_LOSS = lib.XP_DROP_NOT_LOSS
+NOT_LOSS_AFTER_FIN = lib.XP_DROP_NOT_LOSS_AFTER_FIN
+SECTION = ".rodata.drops"
+# The map of the drop records the program put in the ring (struct xp_drop_counts).
+COUNTS_MAP = "drop_records"
+
+
+@dataclass(frozen=True)
+class DropPolicy:
+    """``classes``: {reason number: class}; a reason it lacks is a loss."""
+
+    classes: Mapping[int, int] = field(default_factory=dict)
+    report_all: bool = False
+
+    def packed(self) -> bytes:
+        policy = ffi.new("struct xp_drop_policy *")
+        policy.report_all = self.report_all
+        # A reason past the table stays a loss: the program reports it.
+        for code, drop_class in self.classes.items():
+            if 0 <= code < len(policy.classes):
+                policy.classes[code] = drop_class
+        return bytes(ffi.buffer(policy))
