@@ -14,6 +14,7 @@
 #include "core_fixes.bpf.h"
 #include "record.h"
 #include "ring.bpf.h"
+#include "holders.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -77,3 +77,17 @@ struct xp_record {
 	__u32 ack_age;		/* jiffies since the socket last received an ACK (rcv_tstamp) */
 	__u8 owner_comm[16];	/* owner_tgid's comm at that moment */
 };
+
+/*
+ * What the socket holders' iterator (bpf/holders.bpf.h) writes for each
+ * descriptor of a socket whose inode user space asked for: one per process
+ * holding it.
+ */
+struct xp_holder {
+	__u64 ino;		/* inode of the socket's file */
+	__u32 tgid;		/* a process holding a descriptor for it */
+	__u32 unused;		/* 0: the layout has no implicit padding */
+};
+
+/* Socket inodes one pass of the iterator can be asked about. */
+#define XP_HOLDERS_WANTED 4096

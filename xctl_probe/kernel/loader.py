@@ -9,12 +9,13 @@ attachment.py.
 """
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Set
 
 from . import load_time_runs, preconditions, ticks
 from .attachment import Attachment, hooks
 from .binding import ffi, lib
 from .bpf_object import BpfObject
+from .holders import SocketHolderPasses
 from .objects import PROBE_OBJECT
 
 RING_MAP = "records"
@@ -32,6 +33,7 @@ class LoadedProbe:
                  ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True, drops: bool = True):
         preconditions.require(object_path)
         self._obj: Optional[BpfObject] = None
+        self._holders: Optional[SocketHolderPasses] = None
         self._attachment = Attachment()
         try:
             self._obj = BpfObject(Path(object_path), btf_path)
@@ -42,6 +44,7 @@ class LoadedProbe:
             self._lost_fd = self.map_fd(LOST_MAP)
             self.err_layout = load_time_runs.err_layout(self._obj)
             self.hz, self.hz_source = ticks.kernel_hz(self.read_jiffies)
+            self._holders = SocketHolderPasses(self._obj)
             if attach:
                 self._attachment.attach(self._obj)
         except BaseException:
@@ -76,12 +79,22 @@ class LoadedProbe:
             return 0
         return value[0]
 
+    def socket_holders(self, inodes: Set[int]) -> Optional[Dict[int, Set[int]]]:
+        """{inode: pids holding it} for the socket inodes in ``inodes`` that
+        are held, from one pass of the kernel's (kernel/holders.py); None if
+        the kernel failed it."""
+        return self._holders.holders(inodes)
+
     def detach(self) -> None:
-        """Stops new records; what the ring buffer holds can still be read."""
+        """Stops new records; what the ring buffer holds can still be read,
+        and holders still be asked about."""
         self._attachment.detach()
 
     def close(self) -> None:
         self.detach()
+        if self._holders is not None:
+            self._holders.close()
+            self._holders = None
         if self._obj is not None:
             self._obj.close()
             self._obj = None

@@ -149,8 +149,8 @@ class LineMaker:
         return flow.shared
 
     def _prepare(self, raw, start: int) -> None:
-        """One /proc walk, if due, for the sockets of this batch (from record
-        ``start`` on) whose flow has no owner yet."""
+        """One pass of the kernel's for their holders, if due, for the sockets
+        of this batch (from record ``start`` on) whose flow has no owner yet."""
         wanted = []
         for cookie, ino in _COOKIE_INO.iter_unpack(raw[start * _COOKIE_INO.size:]):
             flow = self._flows.get(cookie)
