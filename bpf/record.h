@@ -19,6 +19,8 @@ enum xp_source {
 	XP_SRC_SYNACK = 2,	/* tcp:tcp_retransmit_synack */
 	XP_SRC_CLOSE = 3,	/* tcp:tcp_destroy_sock, for a socket with retransmissions to settle */
 	XP_SRC_DROP = 4,	/* skb:kfree_skb: a TCP packet the kernel dropped */
+	XP_SRC_OWNER = 5,	/* sock:inet_sock_set_state at close(): the owner of a socket whose
+				 * records went without one; it accounts for no segment */
 };
 
 /*

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from xctl_probe.kernel.decoder import FLAG_HISTORY, SOURCE_DROP
+from xctl_probe.kernel.decoder import FLAG_HISTORY, SOURCE_DROP, SOURCE_OWNER
 
 from lab.records import OFFSET_NS, SECOND, Holders, maker, record
 
@@ -95,3 +95,70 @@ def test_a_drop_flow_without_owner_is_asked_again_at_its_next_drop(fake_proc, ho
     holders[556] = {4242}
     assert [e.pid for e in lines_maker.lines(first + second, OFFSET_NS)] == [4242, 4242]
 
+
+def test_a_socket_closed_before_its_batch_was_read_is_named_by_its_closer(fake_proc):
+    """A server's socket retransmits while the server holds it, and the
+    server closes it before the probe reads the batch: no holder is left to
+    find, and the process the kernel saw closing it, in a later record of the
+    same socket (its owner record, or a retransmission), names the earlier
+    lines too; never another socket's. The owner record gives no line."""
+    lines_maker = maker(fake_proc)
+    held = dict(ino=556, state=1, flags=FLAG_HISTORY, sent=10, retrans=1)
+    trainer = dict(owner_tgid=4242, owner_comm=b"trainer".ljust(16, b"\0"))
+    batch = (record(ts_ns=SECOND, cookie=9, **held) + record(ts_ns=SECOND, cookie=10, **held)
+             + record(ts_ns=SECOND, cookie=11, **held)
+             + record(ts_ns=2 * SECOND, cookie=9, source=SOURCE_OWNER, prev_retrans=1, **held,
+                      **trainer)
+             + record(ts_ns=2 * SECOND, cookie=11, ino=0, state=4, flags=FLAG_HISTORY, sent=20,
+                      retrans=2, prev_retrans=1, **trainer))
+    lines = lines_maker.lines(batch, OFFSET_NS)
+    assert [(e.state, e.pid, e.comm) for e in lines] == [
+        ("ESTABLISHED", 4242, "trainer"), ("ESTABLISHED", None, None),
+        ("ESTABLISHED", 4242, "trainer"), ("FIN_WAIT1", 4242, "trainer")]
+
+
+def test_a_socket_closed_after_its_batch_was_read_is_named_from_the_next_batch(fake_proc):
+    """Closed after the batch was read and before the pass for its holders:
+    the record of its close is in the next batch, read ahead for it (and made
+    into lines next); a batch whose sockets all have an owner reads nothing
+    ahead."""
+    lines_maker = maker(fake_proc, holders=Holders({555: {4242}}))
+    read_ahead = []
+    closed = record(ts_ns=2 * SECOND, cookie=9, source=SOURCE_OWNER, ino=556, retrans=1,
+                    prev_retrans=1, flags=FLAG_HISTORY, owner_tgid=4242,
+                    owner_comm=b"trainer".ljust(16, b"\0"))
+
+    def ahead():
+        read_ahead.append(closed)
+        return closed
+
+    held = record(ts_ns=SECOND, cookie=8, ino=555, retrans=1, sent=10, flags=FLAG_HISTORY)
+    # A dropped packet without a socket is no socket to name here (drop_lines' own).
+    dropped = record(ts_ns=SECOND, cookie=0, ino=0, source=SOURCE_DROP, reason=2, sport=9000,
+                     dport=40000)
+    assert [e.pid for e in lines_maker.lines(held + dropped, OFFSET_NS, ahead)] == [4242, None]
+    assert read_ahead == []
+    gone = record(ts_ns=SECOND, cookie=9, ino=556, retrans=1, sent=10, flags=FLAG_HISTORY)
+    assert [(e.pid, e.comm) for e in lines_maker.lines(gone, OFFSET_NS, ahead)] == [
+        (4242, "trainer")]
+    assert read_ahead == [closed]
+    assert lines_maker.lines(closed, OFFSET_NS, ahead) == []
+
+
+def test_an_owner_the_kernel_told_stays_with_its_socket(fake_proc):
+    """Named by the kernel's record of its close, a socket keeps that owner
+    when it is asked again (another task on the CPU) by a record that names
+    none, as it keeps a holder found once; a newer word of the kernel's
+    replaces it."""
+    lines_maker = maker(fake_proc)
+    held = dict(cookie=9, ino=556, state=1, flags=FLAG_HISTORY, sent=10)
+    told = record(ts_ns=SECOND, source=SOURCE_OWNER, retrans=1, prev_retrans=1, **held,
+                  owner_tgid=4242, owner_comm=b"trainer".ljust(16, b"\0"))
+    first = lines_maker.lines(record(ts_ns=SECOND, retrans=1, **held) + told, OFFSET_NS)
+    again = lines_maker.lines(record(ts_ns=2 * SECOND, retrans=2, prev_retrans=1, tgid=77,
+                                     **held), OFFSET_NS)
+    newer = lines_maker.lines(record(ts_ns=3 * SECOND, retrans=3, prev_retrans=2, tgid=78,
+                                     owner_tgid=4343, owner_comm=b"uploader".ljust(16, b"\0"),
+                                     **held), OFFSET_NS)
+    assert [(e.pid, e.comm) for e in first + again + newer] == [
+        (4242, "trainer"), (4242, "trainer"), (4343, "uploader")]
