@@ -102,6 +102,7 @@ struct sock_cgroup_data {
 
 struct task_struct {
 	unsigned int flags;
+	int tgid;
 };
 
 struct sock {
@@ -148,6 +149,19 @@ struct sk_buff {
 	__u16 transport_header;
 	__u16 network_header;
 	unsigned char *head;
+};
+
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+};
+
+/* The context of an iterator over tasks' files: one call per open file. */
+struct bpf_iter__task_file {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+	struct file *file;
 };
 
 /* Only the names matter: CO-RE finds each one's value in the running kernel,

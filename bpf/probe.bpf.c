@@ -15,6 +15,7 @@
 #include "core_fixes.bpf.h"
 #include "record.h"
 #include "ring.bpf.h"
+#include "holders.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -271,6 +272,34 @@ static __always_inline void remember_owner(struct xp_sock_state *st)
 }
 
 /*
+ * The owner close() revealed, for a socket whose records went without one:
+ * a socket a server accepted is first seen in its owner's context at close()
+ * (no tracepoint runs in accept()'s context on Linux 6.1 to 6.18, and the
+ * probe uses no kprobe or fentry), and user space, reading the ring later,
+ * may find its file gone by then. The record accounts for no segment (both
+ * readings of its counter are the same) and gives no line: user space names
+ * the socket's earlier records with it (xctl_probe/output/lines.py).
+ */
+static __always_inline void report_owner(struct sock *sk, const struct tcp_sock *tp,
+					 const struct xp_sock_state *st)
+{
+	struct xp_record *r = reserve_record();
+
+	if (!r)
+		return;
+	fill_flow(r, &sk->__sk_common);
+	fill_sock(r, sk, tp);
+	r->skb_segs = 0;
+	r->tcp_flags = 0;
+	r->err = 0;
+	r->source = XP_SRC_OWNER;
+	r->prev_retrans = r->retrans;
+	r->flags |= XP_F_HISTORY;
+	fill_owner(r, st);
+	submit_record(r);
+}
+
+/*
  * A socket born while the probe runs has no retransmissions the probe has
  * not seen: its baseline is its counter at birth, so even a first
  * retransmission whose BPF run the kernel skipped is counted by the next
@@ -281,13 +310,16 @@ static __always_inline void remember_owner(struct xp_sock_state *st)
  * shutdown() (ESTABLISHED to FIN_WAIT1, CLOSE_WAIT to LAST_ACK; only
  * tcp_close_state() makes those, in the caller's context): once close() has
  * taken the file away, nothing else in the kernel says whose socket it was,
- * and a close is when the last data and the FIN are still in flight.
+ * and a close is when the last data and the FIN are still in flight. A
+ * socket that gave records without an owner (one a server accepted) has it
+ * reported then.
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	const struct tcp_sock *tp;
 	struct xp_sock_state *st;
+	__u32 named;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
@@ -312,7 +344,10 @@ int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate
 				return 0;
 			st->flags = XP_S_NO_BASE;
 		}
+		named = st->owner_tgid;
 		remember_owner(st);
+		if (!named && st->owner_tgid && st->flags & XP_S_RECORDED)
+			report_owner(sk, tp, st);
 	} else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
 		st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
 		if (st && st->flags == XP_S_BASE_AT_ESTABLISHED) {

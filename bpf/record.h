@@ -20,6 +20,8 @@ enum xp_source {
 	XP_SRC_SYNACK = 2,	/* tcp:tcp_retransmit_synack */
 	XP_SRC_CLOSE = 3,	/* tcp:tcp_destroy_sock, for a socket with retransmissions to settle */
 	XP_SRC_DROP = 4,	/* skb:kfree_skb: a TCP packet the kernel dropped */
+	XP_SRC_OWNER = 5,	/* sock:inet_sock_set_state at close(): the owner of a socket whose
+				 * records went without one; it accounts for no segment */
 };
 
 /*
@@ -113,3 +115,17 @@ struct xp_drop_policy {
 struct xp_drop_counts {
 	__u64 by_state[XP_DROP_STATES];
 };
+
+/*
+ * What the socket holders' iterator (bpf/holders.bpf.h) writes for each
+ * descriptor of a socket whose inode user space asked for: one per process
+ * holding it.
+ */
+struct xp_holder {
+	__u64 ino;		/* inode of the socket's file */
+	__u32 tgid;		/* a process holding a descriptor for it */
+	__u32 unused;		/* 0: the layout has no implicit padding */
+};
+
+/* Socket inodes one pass of the iterator can be asked about. */
+#define XP_HOLDERS_WANTED 4096

@@ -59,6 +59,10 @@ int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
 int bpf_map__set_initial_value(struct bpf_map *map, const void *data, size_t size);
 int bpf_map_lookup_elem(int fd, const void *key, void *value);
 int bpf_map__reuse_fd(struct bpf_map *map, int fd);
+struct bpf_iter_attach_opts;
+struct bpf_link *bpf_program__attach_iter(const struct bpf_program *prog,
+                                          const struct bpf_iter_attach_opts *opts);
+int bpf_link__fd(const struct bpf_link *link);
 
 /* Helpers defined below, in C. */
 void xp_capture_libbpf_log(void);
@@ -78,6 +82,9 @@ struct xp_enum_member {
 };
 int xp_btf_enum_members(const char *path, const char *needle, struct xp_enum_member *out,
                         int max);
+
+long xp_socket_holders(int link_fd, int wanted_fd, const uint64_t *inodes, uint32_t count,
+                       struct xp_holder *out, long room);
 
 struct xp_batch;
 struct xp_batch *xp_batch_new(int ring_map_fd, size_t max_records);
@@ -408,6 +415,57 @@ out:
     free(data);
     close(fd);
     return err ? err : count;
+}
+
+/* Runs the iterator of link_fd to its end: the holders it wrote (the first
+ * `room` of them in `out`), or -errno. */
+static long xp_read_holders(int link_fd, struct xp_holder *out, long room)
+{
+    size_t bytes = 0, capacity = room * sizeof(*out);
+    char spill[4096];
+    long err = 0;
+    ssize_t got;
+    int fd = bpf_iter_create(link_fd);
+
+    if (fd < 0)
+        return -errno;
+    /* A holder may come in two reads: the bytes go on where the last stopped. */
+    do {
+        if (bytes < capacity)
+            got = read(fd, (char *)out + bytes, capacity - bytes);
+        else
+            got = read(fd, spill, sizeof(spill));
+        if (got < 0 && errno != EINTR)
+            err = -errno;
+        else if (got > 0)
+            bytes += got;
+    } while (got && !err);
+    close(fd);
+    return err ? err : (long)(bytes / sizeof(*out));
+}
+
+/*
+ * One pass of the socket holders' iterator (bpf/holders.bpf.h) for `count`
+ * socket inodes, which are its wanted inodes for this pass only. Returns
+ * the holders found, of which the first `room` are in `out` (more than
+ * `room`: ask again with room enough), or -errno.
+ */
+long xp_socket_holders(int link_fd, int wanted_fd, const uint64_t *inodes, uint32_t count,
+                       struct xp_holder *out, long room)
+{
+    static uint8_t wanted[XP_HOLDERS_WANTED];
+    uint32_t added = count;
+    long found;
+
+    if (count > XP_HOLDERS_WANTED)
+        return -E2BIG;
+    memset(wanted, 1, count);
+    found = bpf_map_update_batch(wanted_fd, inodes, wanted, &added, NULL) ? -errno
+            : xp_read_holders(link_fd, out, room);
+    /* Those added, even by an update that failed part way. */
+    if (added && bpf_map_delete_batch(wanted_fd, inodes, &added, NULL) && found >= 0)
+        found = -errno;
+    return found;
 }
 
 struct xp_batch {

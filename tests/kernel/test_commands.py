@@ -66,11 +66,15 @@ def test_check_without_cap_bpf_fails_with_the_probes_own_code():
                for line in lines)
 
 
-def test_check_without_the_owner_capabilities_warns_and_passes():
-    result = run_probe("check", prefix=as_nobody_with(capabilities.LOAD))
+def test_check_with_the_service_set_finds_owners_and_warns_of_environments():
+    """The unit's set names owners (the kernel's iterator needs no more), and
+    other processes' environment is out of its reach: a warning, not a failure."""
+    result = run_probe("check", prefix=as_nobody_with(capabilities.SERVICE))
     lines = findings(result)
     assert result.returncode == 0, lines
-    assert any(line.startswith("warn owners: ") and "CAP_SYS_PTRACE" in line for line in lines)
+    assert any(line.startswith("ok   owners: ") for line in lines), lines
+    assert any(line.startswith("warn environment: ") and "CAP_SYS_PTRACE" in line
+               for line in lines), lines
     assert sum(" hook: " in line for line in lines) == len(HOOKS)
 
 
@@ -183,9 +187,10 @@ def test_bench_prints_its_figures_and_ends_with_them_as_json():
     # A real storm ran under the probe: the retransmission program was timed.
     assert figures["bpf_ns_per_event"] > 0
     assert figures["programs_ns_per_call"]["xp_tcp_retransmit_skb"] == figures["bpf_ns_per_event"]
+    # The holders' iterator ran too: the storm's sockets were looked up.
     assert set(figures["programs_ns_per_call"]) == {
         "xp_tcp_retransmit_skb", "xp_tcp_retransmit_synack", "xp_inet_sock_set_state",
-        "xp_tcp_destroy_sock", "xp_kfree_skb"}
+        "xp_tcp_destroy_sock", "xp_kfree_skb", "xp_socket_holders"}
     assert figures["startup_ms"] > 0 and figures["rss_mb"] > 0 and figures["idle_cpu_pct"] >= 0
     # The storm's nftables drops ran the drop program, and so did the ignored UDP drops.
     assert figures["drop_ns_reported"] > 0 and figures["drop_ns_ignored"] > 0

@@ -6,7 +6,7 @@ The constants here are the kernel's (tcp.h, tcp_states.h), written out
 again so that a test does not take them from the code it tests."""
 
 import socket
-from typing import List
+from typing import List, Optional
 
 from xctl_probe.context.owners import Owners
 from xctl_probe.kernel.decoder import RECORD_FIELDS, RECORD_STRUCT, SOURCE_RETRANSMIT, Record
@@ -46,12 +46,22 @@ def decode(raw) -> List[Record]:
     return [Record(*values) for values in RECORD_STRUCT.iter_unpack(raw)]
 
 
-def maker(proc, window_s: float = 10, hz=None) -> LineMaker:
-    """A line maker whose owners come from the /proc at ``proc`` (a test's)."""
-    return LineMaker(Owners(proc=str(proc)), window_s=window_s, hz=hz)
+class Holders(dict):
+    """{socket inode: pids holding it}, as a test sets them, answered as the
+    kernel's passes answer (kernel/holders.py)."""
+
+    def __call__(self, inodes):
+        return {ino: set(self[ino]) for ino in inodes if ino in self}
 
 
-def line(proc, hz=None, **fields):
+def maker(proc, window_s: float = 10, hz=None, holders: Optional[Holders] = None) -> LineMaker:
+    """A line maker whose owners hold the sockets ``holders`` says (none by
+    default), the processes as the /proc at ``proc`` (a test's) shows them."""
+    return LineMaker(Owners(Holders() if holders is None else holders, proc=str(proc)),
+                     window_s=window_s, hz=hz)
+
+
+def line(proc, hz=None, holders: Optional[Holders] = None, **fields):
     """The line of one record (``record(**fields)``), its flow new to the probe."""
-    [made] = maker(proc, hz=hz).lines(record(**fields), OFFSET_NS)
+    [made] = maker(proc, hz=hz, holders=holders).lines(record(**fields), OFFSET_NS)
     return made

@@ -7,7 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .accounting import flow_lines
 from .netns import Netns
@@ -149,7 +149,7 @@ def run_pair(port: int, seconds: float = 4.0, family: str = "4", probe_first: bo
 
 @dataclass(frozen=True)
 class Owners:
-    """A run_pair run's lines by the owner they name: ``right`` the pid and
+    """Lines by the owner they name: ``right`` the pid and
     comm of the process holding the socket, ``wrong`` any other pid (never
     acceptable: the README promises the pid is never a bystander's),
     ``unnamed`` no pid at all (allowed, rarely)."""
@@ -163,21 +163,26 @@ class Owners:
         return 100 * len(self.unnamed) <= len(self.events)
 
 
-def owner_share(run: PairRun, client_comm: str, server_comm: str) -> Owners:
-    """The lines of a run_pair run by owner: server lines are those whose
-    local port is the port, client lines the others."""
-    events = run.events()
+def by_owner(events: List[dict], expected: Callable[[dict], Tuple[int, str]]) -> Owners:
+    """``events`` by the owner they name, against ``expected(event)``: the
+    (pid, comm) of the process holding the event's socket."""
     right, wrong, unnamed = [], [], []
     for e in events:
-        expected = ((run.server_pid, server_comm) if e["sport"] == run.port
-                    else (run.client_pid, client_comm))
         if "pid" not in e:
             unnamed.append(e)
-        elif (e["pid"], e.get("comm")) == expected:
+        elif (e["pid"], e.get("comm")) == expected(e):
             right.append(e)
         else:
             wrong.append(e)
     return Owners(events, right, wrong, unnamed)
+
+
+def owner_share(run: PairRun, client_comm: str, server_comm: str) -> Owners:
+    """The lines of a run_pair run by owner: server lines are those whose
+    local port is the port, client lines the others."""
+    return by_owner(run.events(), lambda e: ((run.server_pid, server_comm)
+                                             if e["sport"] == run.port
+                                             else (run.client_pid, client_comm)))
 
 
 def remove_cgroups(*directories: Path) -> None:

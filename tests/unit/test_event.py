@@ -11,7 +11,7 @@ from xctl_probe.kernel.decoder import FLAG_HISTORY, FLAG_UNDO_MARKER, SOURCE_CLO
 
 from lab.records import (CA_LOSS, CA_OPEN, CA_RECOVERY, FIN_WAIT1, ICSK_TIME_LOSS_PROBE,
                          ICSK_TIME_RETRANS, NEW_SYN_RECV, SYN_RECV, SYN_SENT, TCPHDR_ACK,
-                         TCPHDR_FIN, TCPHDR_SYN, line)
+                         TCPHDR_FIN, TCPHDR_SYN, Holders, line)
 from lab.xctl_contract import check_probe_line
 
 SYN_ACK = TCPHDR_SYN | TCPHDR_ACK
@@ -70,11 +70,11 @@ def test_unknown_state_and_close_record(tmp_path):
 
 
 def test_owner_fields_when_known_and_absent_when_not(tmp_path):
-    os.makedirs(tmp_path / "4242" / "fd")
+    os.makedirs(tmp_path / "4242")
     (tmp_path / "4242" / "comm").write_text("trainer\n")
     (tmp_path / "4242" / "environ").write_bytes(b"SLURM_JOB_ID=981\0")
-    os.symlink("socket:[555]", tmp_path / "4242" / "fd" / "7")
-    event = checked(line(tmp_path, ino=555, srtt_us=250, cgroup_id=77))
+    event = checked(line(tmp_path, holders=Holders({555: {4242}}), ino=555, srtt_us=250,
+                         cgroup_id=77))
     assert list(event)[:6] == ["ts", "event_type", "entity_id", "job_id", "pid", "value"]
     assert (event["pid"], event["comm"], event["job_id"]) == (4242, "trainer", "981")
     assert (event["rtt_us"], event["cgroup_id"]) == (250, 77)

@@ -112,7 +112,8 @@ def _rounds(producer: SyntheticRecords, records: int, flow: tuple) -> Iterator[N
 def _through_stream(probe: LoadedProbe, rounds: Iterator[None], devnull: int,
                     drops: Optional[DropReasons]) -> Tuple[float, int]:
     """(seconds the real path took, lines it wrote)."""
-    stream = Stream(probe, 10.0, Owners(), out_fd=devnull, reasons=drops)
+    stream = Stream(probe, 10.0, Owners(probe.socket_holders), out_fd=devnull,
+                    reasons=drops)
     busy = 0.0
     try:
         for _ in rounds:

@@ -6,6 +6,7 @@ log, indented, the whole of which is where the finding says."""
 
 import os
 import platform
+import socket
 from pathlib import Path
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
@@ -79,20 +80,34 @@ def _hooks(object_path: Path, drops: Optional[DropPolicy]) -> Tuple[List[Finding
                 else Finding("warn", "hz", "HZ cannot be told (no kernel config on the node, "
                              "and jiffies are near their start value): lines leave out rto_ms "
                              "and stalled_ms"))
+            found.append(_owners(probe))
         return found + [Finding("ok", "detach", "all programs detached")], EXIT_OK
     except ProbeError as exc:
         return [Finding("FAIL", "hooks", str(exc), exc.details)], exc.exit_code
 
 
-def _owners(proc: str = "/proc") -> Finding:
-    """Whether other processes' descriptors can be listed, which is how owners are found."""
+def _owners(probe: LoadedProbe) -> Finding:
+    """Whether the kernel names the holder of a socket: this process's own."""
+    with socket.socket() as own:
+        ino = os.fstat(own.fileno()).st_ino
+        holders = probe.socket_holders({ino})
+    if holders is None or os.getpid() not in holders.get(ino, ()):
+        return Finding("warn", "owners", "the kernel's iterator over processes' files did not "
+                       "find this process's own socket: lines will name owners only from what "
+                       "the kernel remembered at connect() and close()")
+    return Finding("ok", "owners", "the kernel's iterator over processes' files names the "
+                   "holders of sockets")
+
+
+def _environment(proc: str = "/proc") -> Finding:
+    """Whether other processes' environment can be read, for their jobs."""
     own = {str(os.getpid()), str(os.getppid())}
     readable = denied = 0
     for entry in os.scandir(proc):
         if not entry.name.isdigit() or entry.name in own:
             continue
         try:
-            with os.scandir(f"{entry.path}/fd"):
+            with open(f"{entry.path}/environ", "rb"):
                 readable += 1
         except PermissionError:
             denied += 1
@@ -100,10 +115,11 @@ def _owners(proc: str = "/proc") -> Finding:
             continue
     total = readable + denied
     if denied:
-        return Finding("warn", "owners", f"/proc/PID/fd of {denied} of {total} processes cannot be "
-                       "read: lines for their sockets will carry no pid (grant "
-                       f"{' and '.join(capabilities.OWNERS)})")
-    return Finding("ok", "owners", f"/proc/PID/fd of all {total} other processes readable")
+        return Finding("warn", "environment", f"/proc/PID/environ of {denied} of {total} "
+                       "processes cannot be read: their jobs come from cgroups only (grant "
+                       f"{' and '.join(capabilities.ENVIRONMENT)} for SLURM_JOB_ID)")
+    return Finding("ok", "environment", f"/proc/PID/environ of all {total} other processes "
+                   "readable")
 
 
 def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
@@ -122,5 +138,5 @@ def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
             say(str(finding))
     else:
         say(str(Finding("FAIL", "hooks", "not tried: see above")))
-    say(str(_owners()))
+    say(str(_environment()))
     return code

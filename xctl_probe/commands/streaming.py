@@ -46,7 +46,8 @@ def run(stop, object_path: Path, ring_kib: int, drops: Optional[str], window: fl
         from ..context.owners import Owners
         from ..output.stream import Stream
 
-        stream = Stream(probe, window, Owners(job_env), stop, reasons=reasons)
+        stream = Stream(probe, window, Owners(probe.socket_holders, job_env), stop,
+                        reasons=reasons)
         hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
               else "HZ unknown: rto_ms and stalled_ms left out")
         say(

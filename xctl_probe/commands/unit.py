@@ -34,8 +34,9 @@ ExecStart={exec_path}
 DynamicUser=yes
 User={user}
 # Only what the probe needs: CAP_BPF and CAP_PERFMON to load and attach its
-# programs, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to read other processes'
-# /proc/PID/fd and environ (the owners). It never calls ptrace().
+# programs, and to ask the kernel which processes hold a socket (the owners).
+# To read jobs from other processes' environment (SLURM_JOB_ID) add
+# CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to both lines. It never calls ptrace().
 AmbientCapabilities={caps}
 CapabilityBoundingSet={caps}
 NoNewPrivileges=yes

@@ -1,11 +1,16 @@
 """The capabilities the probe needs, found by test (tests/kernel/test_least_privilege.py).
 
-To load and attach its tracing programs: CAP_BPF with CAP_PERFMON (Linux
-5.8+), or CAP_SYS_ADMIN, which implies both. To name a socket's owner it
-lists other processes' /proc/PID/fd and reads their environ: the kernel asks
-for CAP_DAC_READ_SEARCH (the directories are the owner's, mode 0500) and
-CAP_SYS_PTRACE (its ptrace access check, PTRACE_MODE_READ); with either alone
-no owner is found. The probe never calls ptrace().
+To load and attach its programs, and to ask the kernel which processes hold
+a socket (its iterator over processes' files, which reads no /proc/PID/fd):
+CAP_BPF with CAP_PERFMON (Linux 5.8+), or CAP_SYS_ADMIN, which implies both.
+That is all the systemd unit grants.
+
+To read a job from the environment of another user's process (SLURM_JOB_ID,
+or the variables --job-env names, where no cgroup names the job), the
+kernel asks for CAP_DAC_READ_SEARCH (environ is the process's own, mode 0400)
+and CAP_SYS_PTRACE (its ptrace access check, PTRACE_MODE_READ); with either
+alone no environment is read. The unit leaves them out: CAP_SYS_PTRACE
+would let the probe read any process's memory. The probe never calls ptrace().
 """
 
 from typing import Dict, List
@@ -20,9 +25,10 @@ CAP_NUMBERS: Dict[str, int] = {
 }
 
 LOAD = ["CAP_BPF", "CAP_PERFMON"]
-OWNERS = ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]
+# Only to read other users' processes' environment, for their jobs.
+ENVIRONMENT = ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]
 # All the probe needs: the systemd unit's set, and xctl's when it runs the probe.
-SERVICE = LOAD + OWNERS
+SERVICE = LOAD
 
 
 def effective() -> int:

@@ -5,16 +5,18 @@ Every way this can fail becomes a ProbeError whose message says what to do,
 and nothing is left attached when it does. The steps each have a module:
 preconditions.py (before anything is loaded), bpf_object.py (libbpf),
 load_time_runs.py (what the kernel tells at load), ticks.py (HZ),
-attachment.py and lost_records.py.
+attachment.py, holders.py (the socket holders' iterator) and
+lost_records.py.
 """
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Set
 
 from . import load_time_runs, preconditions, ticks
 from .attachment import Attachment, hooks, tracing_program_fds
 from .bpf_object import BpfObject
 from .drop_policy import SECTION, DropPolicy
+from .holders import SocketHolderPasses
 from .lost_records import LostRecords
 from .objects import PROBE_OBJECT
 
@@ -36,6 +38,7 @@ class LoadedProbe:
         one); None leaves the program out."""
         preconditions.require(object_path)
         self._obj: Optional[BpfObject] = None
+        self._holders: Optional[SocketHolderPasses] = None
         self._attachment = Attachment()
         try:
             self._obj = BpfObject(Path(object_path), btf_path)
@@ -50,6 +53,7 @@ class LoadedProbe:
             self._lost = LostRecords(self.map_fd(LOST_MAP), tracing_program_fds(self._obj))
             self.err_layout = load_time_runs.err_layout(self._obj)
             self.hz, self.hz_source = ticks.kernel_hz(self.read_jiffies)
+            self._holders = SocketHolderPasses(self._obj)
             if attach:
                 self._attachment.attach(self._obj)
         except BaseException:
@@ -81,12 +85,22 @@ class LoadedProbe:
         ring buffer full, and the runs of the probe's programs it skipped."""
         return self._lost.read()
 
+    def socket_holders(self, inodes: Set[int]) -> Optional[Dict[int, Set[int]]]:
+        """{inode: pids holding it} for the socket inodes in ``inodes`` that
+        are held, from one pass of the kernel's (kernel/holders.py); None if
+        the kernel failed it."""
+        return self._holders.holders(inodes)
+
     def detach(self) -> None:
-        """Stops new records; what the ring buffer holds can still be read."""
+        """Stops new records; what the ring buffer holds can still be read,
+        and holders still be asked about."""
         self._attachment.detach()
 
     def close(self) -> None:
         self.detach()
+        if self._holders is not None:
+            self._holders.close()
+            self._holders = None
         if self._obj is not None:
             self._obj.close()
             self._obj = None

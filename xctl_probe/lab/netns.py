@@ -11,6 +11,8 @@ from typing import List, Optional
 from ..errors import ProbeError
 
 _names = itertools.count()
+# The longest IP and TCP headers of a packet without data: IPv6's, and TCP's with options.
+_HEADERS_MAX = 40 + 60
 
 
 def checked(cmd: List[str], **kwargs) -> str:
@@ -58,18 +60,24 @@ class Netns:
         for command in commands:
             checked(self.inside("nft", command))
 
-    def drop_one_in(self, n: int, port: int, both_ways: bool = False) -> None:
+    def drop_one_in(self, n: int, port: int, both_ways: bool = False,
+                    data_only: bool = False) -> None:
         """Drops one packet in n towards ``port`` (or from it too) in the input
-        hook, counted by nftables in the named counter ``dropped``."""
+        hook, counted by nftables in the named counter ``dropped``; with
+        ``data_only``, one data packet in n (handshakes, ACKs and bare FINs
+        all pass)."""
         self.nft(f"add table inet {self.table}",
                  f"add chain inet {self.table} in {{ type filter hook input priority 0; }}",
                  f"add counter inet {self.table} dropped",
-                 self._loss_rule("dport", port, n))
+                 self._loss_rule("dport", port, n, data_only))
         if both_ways:
-            self.nft(self._loss_rule("sport", port, n))
+            self.nft(self._loss_rule("sport", port, n, data_only))
 
-    def _loss_rule(self, direction: str, port: int, n: int) -> str:
-        return (f"add rule inet {self.table} in tcp {direction} {port} "
+    def _loss_rule(self, direction: str, port: int, n: int, data_only: bool) -> str:
+        # In the input hook the length is the IP packet's: longer than any
+        # header (IPv6's 40 bytes with TCP's 60 at most) means data.
+        data = f"meta length > {_HEADERS_MAX} " if data_only else ""
+        return (f"add rule inet {self.table} in tcp {direction} {port} {data}"
                 f"numgen random mod {n} == 0 counter name dropped drop")
 
     def nft_dropped(self) -> int:

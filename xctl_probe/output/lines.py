@@ -15,7 +15,7 @@ A dropped packet's record takes a path of its own (drop_lines).
 """
 
 import time
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import msgspec
 
@@ -37,11 +37,17 @@ HOT_FIELDS = ("ts_ns", "cookie", "retrans", "prev_retrans", "sent", "tgid", "srt
               "flags", "tcp_flags", "state", "source", "ca_state", "pending", "rto", "backoff",
               "ack_age")
 _HOT = fields_struct(HOT_FIELDS)
-_COOKIE_INO = fields_struct(("cookie", "ino"))
+_OWNER_FIELDS = fields_struct(("cookie", "ino", "source", "owner_tgid", "owner_comm"))
 
 # (state, tcp_flags, ca_state, flags, pending, source): what a retransmission's
 # state and kind derive from.
 _Facts = Tuple[int, int, int, int, int, int]
+# Reads the records that came after a batch: the next batch, raw.
+ReadAhead = Callable[[], bytes]
+
+
+def _nothing_ahead() -> bytes:
+    return b""
 
 
 class _FlowLines(Flow):
@@ -67,14 +73,23 @@ class LineMaker:
         self._flows = rate_table(window_ns)
         self._drops = DropLines(owners, jobs, reasons, window_ns)
         self._prepared = False
+        # {cookie: (tgid, comm)}: the first owner the kernel remembered for
+        # the socket in the batch (_prepare).
+        self._remembered: Dict[int, Tuple[int, bytes]] = {}
+        self._ahead: ReadAhead = _nothing_ahead
 
-    def lines(self, raw, offset_ns: int) -> List[TransportDrop]:
+    def lines(self, raw, offset_ns: int, ahead: ReadAhead = _nothing_ahead
+              ) -> List[TransportDrop]:
         """The lines for a batch of raw records, in ring order. ``offset_ns``
-        turns the kernel's monotonic clock into wall-clock time."""
+        turns the kernel's monotonic clock into wall-clock time. ``ahead()``
+        reads the records that came after the batch (the next batch), for
+        what they say of owners (_prepare)."""
         flows, drop_line, sample, hz = self._flows, self._drops.line, self._sample, self._hz
         flow_of, slice_ns, rate_text = flows.get, self._slice, RATE_TEXT
         replace, now = msgspec.structs.replace, time.monotonic()
         self._prepared = False
+        self._remembered = {}
+        self._ahead = ahead
         lines: List[TransportDrop] = []
         add_line = lines.append
         for i, (ts_ns, cookie, retrans, prev_retrans, sent, tgid, srtt_us, err, flags, tcp_flags,
@@ -139,8 +154,9 @@ class LineMaker:
             self._prepare(raw, i)
             self._prepared = True
         record = record_at(raw, i)
-        owner = self._owners.owner(record.cookie, record.ino, tgid, record.owner_tgid,
-                                   record.owner_comm)
+        remembered = ((record.owner_tgid, record.owner_comm) if record.owner_tgid
+                      else self._remembered.get(record.cookie, (0, b"")))
+        owner = self._owners.owner(record.cookie, record.ino, tgid, *remembered)
         if shared is not None and shared.owner == owner:
             flow.shared = shared.asked(tgid, now)
         else:
@@ -149,14 +165,34 @@ class LineMaker:
         return flow.shared
 
     def _prepare(self, raw, start: int) -> None:
-        """One /proc walk, if due, for the sockets of this batch (from record
-        ``start`` on) whose flow has no owner yet."""
-        wanted = []
-        for cookie, ino in _COOKIE_INO.iter_unpack(raw[start * _COOKIE_INO.size:]):
+        """For the sockets of this batch (from record ``start`` on) whose flow
+        has no owner yet: one pass of the kernel's for their holders, if due,
+        and the first owner the kernel remembered for each, in this batch or,
+        for a socket the pass found without holder, in the next. A server's
+        socket retransmits while the server holds it, then the server closes
+        it, often before the pass: its file is gone, and the kernel's record
+        of the close, which names the process that closed it, is in the ring
+        by then, later than the socket's other records."""
+        wanted: Dict[int, int] = {}
+        remembered: Dict[int, Tuple[int, bytes]] = {}
+        for cookie, ino, source, owner_tgid, owner_comm in _OWNER_FIELDS.iter_unpack(
+                raw[start * _OWNER_FIELDS.size:]):
+            if source == SOURCE_DROP:  # drop_lines asks for its own
+                continue
             flow = self._flows.get(cookie)
             if flow is None or flow.shared is None or flow.shared.owner is None:
-                wanted.append(ino)
-        self._owners.prepare(wanted)
+                # Its file as long as it had one: a closed socket's records have none.
+                if not wanted.get(cookie):
+                    wanted[cookie] = ino
+                if owner_tgid and cookie not in remembered:
+                    remembered[cookie] = owner_tgid, owner_comm
+        self._owners.prepare(wanted.values())
+        if any(cookie not in remembered and not self._owners.held(ino)
+               for cookie, ino in wanted.items()):
+            for cookie, _, _, owner_tgid, owner_comm in _OWNER_FIELDS.iter_unpack(self._ahead()):
+                if owner_tgid and cookie in wanted and cookie not in remembered:
+                    remembered[cookie] = owner_tgid, owner_comm
+        self._remembered = remembered
 
 
 def _described(shared: FlowEvents, facts: _Facts) -> TransportDrop:

@@ -42,21 +42,35 @@ class Stream:
                  reasons: Optional[DropReasons] = None):
         self._probe = probe
         self._stop = stop
-        self._ring = RingReader(probe.map_fd(RING_MAP))
+        # Two buffers on the one ring: a batch read ahead (LineMaker, for
+        # owners) waits in one while the lines of the batch before are made
+        # from the other.
+        self._rings = (RingReader(probe.map_fd(RING_MAP)), RingReader(probe.map_fd(RING_MAP)))
+        self._current = 0
+        self._waiting: Optional[memoryview] = None
         self._maker = LineMaker(owners, window_s, reasons, hz=probe.hz)
         self._writer = LineWriter(out_fd)
         self._out_fd = out_fd
 
     def pump(self) -> bool:
         """Turns one batch of records into lines for the writer; True if more may wait."""
-        raw = self._ring.read()
+        raw = self._waiting if self._waiting is not None else self._rings[self._current].read()
+        self._waiting = None
         if not raw:
             return False
         # bpf_ktime_get_ns() is CLOCK_MONOTONIC; xctl wants wall-clock time.
         # Taken per batch, so a step of the wall clock (NTP) shows from the next batch.
         offset_ns = time.time_ns() - time.monotonic_ns()
-        self._writer.put(self._maker.lines(raw, offset_ns), self._probe.lost_records())
-        return self._ring.more()
+        self._writer.put(self._maker.lines(raw, offset_ns, self._read_ahead),
+                         self._probe.lost_records())
+        return self._waiting is not None or self._rings[self._current].more()
+
+    def _read_ahead(self) -> memoryview:
+        """The next batch, read into the other buffer now, made into lines by
+        the next pump."""
+        self._current ^= 1
+        self._waiting = self._rings[self._current].read()
+        return self._waiting
 
     def drain(self) -> None:
         while self.pump():
@@ -73,7 +87,8 @@ class Stream:
     def close(self, flush_s: float) -> int:
         """Stops reading the ring; gives waiting lines ``flush_s`` to go out.
         The lines left unwritten."""
-        self._ring.close()
+        for ring in self._rings:
+            ring.close()
         return self._writer.close(flush_s)
 
     def run(self, duration_s: Optional[float] = None) -> Totals:
@@ -82,7 +97,8 @@ class Stream:
         totals = Totals()
         deadline = None if duration_s is None else time.monotonic() + duration_s
         poller = select.poll()
-        poller.register(self._ring.fileno(), select.POLLIN)
+        # Either buffer's descriptor tells that the ring has records.
+        poller.register(self._rings[0].fileno(), select.POLLIN)
         poller.register(self._stop.fd, select.POLLIN)
         # No events asked for: poll still reports POLLERR/POLLHUP/POLLNVAL.
         poller.register(self._out_fd, 0)
