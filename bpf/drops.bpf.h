@@ -26,8 +26,8 @@ const volatile struct xp_drop_policy drop_policy SEC(".rodata.drops") = {};
 
 /*
  * What the program put in the ring, by reason and state (struct
- * xp_drop_counts), for anyone to read with bpftool: a drop that is skipped
- * never shows here.
+ * xp_drop_counts), for anyone to read with bpftool: a drop that is skipped,
+ * or only counted in a tally, never shows here.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -35,6 +35,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xp_drop_counts);
 } drop_records SEC(".maps");
+
+/* Drops past their key's records, counted (record.h: a flood bounded). No
+ * preallocation: a key user space deletes is freed only once no program
+ * holds it, so a count never lands in a key reused for another. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XP_DROP_KEYS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xp_drop_key);
+	__type(value, struct xp_drop_tally);
+} drop_tallies SEC(".maps");
+
+/* The second of all keys' records together. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xp_drop_window);
+} drop_window SEC(".maps");
 
 static __always_inline __u8 drop_class(__u32 reason)
 {
@@ -173,13 +192,21 @@ static __always_inline void fill_packet(struct xp_record *r, const struct xp_pac
 	r->tcp_flags = p->flags;
 }
 
-/* What a full socket tells of itself; the netns is the device's without one. */
-static __always_inline void fill_drop_sock(struct xp_record *r, const struct sk_buff *skb,
-					   const struct sock *sk, __u8 state)
+/* The socket's network namespace, the device's without a full socket. */
+static __always_inline __u32 drop_netns(const struct sk_buff *skb, const struct sock *sk,
+					__u8 state)
 {
 	struct net_device *dev = skb->dev;
 
-	r->netns = dev ? dev->nd_net.net->ns.inum : 0;
+	if (full_sock(sk, state))
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return dev ? dev->nd_net.net->ns.inum : 0;
+}
+
+/* What a full socket tells of itself. */
+static __always_inline void fill_drop_sock(struct xp_record *r, const struct sock *sk,
+					   __u8 state)
+{
 	r->cookie = 0;
 	r->ino = 0;
 	r->cgroup_id = 0;
@@ -189,9 +216,81 @@ static __always_inline void fill_drop_sock(struct xp_record *r, const struct sk_
 	 * one): user space then keys the flow as it keys retransmissions. */
 	r->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	r->ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
-	r->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (bpf_core_field_exists(struct sock_cgroup_data, cgroup))
 		r->cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}
+
+/*
+ * One record of the second's budget, if any is left; the second restarts
+ * once it is over. Without atomics: CPUs racing here may give a few records
+ * more in a second than the budget, which bounds a flood just the same.
+ */
+static __always_inline int take_record(struct xp_drop_window *w, __u64 now, __u32 budget)
+{
+	if (now - w->start_ns >= 1000000000ULL) {
+		w->start_ns = now;
+		w->records = 0;
+	}
+	if (w->records >= budget)
+		return 0;
+	w->records++;
+	return 1;
+}
+
+/* include/uapi/asm-generic/errno-base.h: the map has no room for a new key. */
+#define XP_E2BIG 7
+
+/* The key's tally, added if new; when the map is full, the tally of its
+ * reason and state alone. NULL only if that one finds no room either. */
+static __always_inline struct xp_drop_tally *tally_of(struct xp_drop_key *key)
+{
+	static const struct xp_drop_tally fresh = {};
+	struct xp_drop_tally *tally = bpf_map_lookup_elem(&drop_tallies, key);
+
+	if (tally)
+		return tally;
+	if (bpf_map_update_elem(&drop_tallies, key, &fresh, BPF_NOEXIST) == -XP_E2BIG) {
+		__builtin_memset(key->laddr, 0, sizeof(key->laddr));
+		key->lport = 0;
+		tally = bpf_map_lookup_elem(&drop_tallies, key);
+		if (tally)
+			return tally;
+		bpf_map_update_elem(&drop_tallies, key, &fresh, BPF_NOEXIST);
+	}
+	return bpf_map_lookup_elem(&drop_tallies, key);
+}
+
+/*
+ * 1 if the drop is only to be counted, in its key's tally: its key or all
+ * keys have had their records of the second. A drop without a tally gets a
+ * record, as it would unbounded.
+ */
+static __always_inline int only_counted(const struct sk_buff *skb, const struct xp_packet *p,
+					const struct sock *sk, __u8 state, int inbound,
+					__u32 reason, int no_loss)
+{
+	struct xp_drop_key key = {};
+	struct xp_drop_tally *tally;
+	struct xp_drop_window *all;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 zero = 0;
+
+	__builtin_memcpy(key.laddr, inbound ? p->daddr : p->saddr, sizeof(key.laddr));
+	key.netns = drop_netns(skb, sk, state);
+	key.reason = reason;
+	key.family = p->family;
+	key.lport = bpf_ntohs(inbound ? p->dest : p->source);
+	key.state = state;
+	key.not_loss = no_loss;
+	tally = tally_of(&key);
+	if (!tally)
+		return 0;
+	all = bpf_map_lookup_elem(&drop_window, &zero);
+	if (take_record(&tally->window, now, XP_DROP_KEY_RECORDS) &&
+	    (!all || take_record(all, now, XP_DROP_ALL_RECORDS)))
+		return 0;
+	__sync_fetch_and_add(&tally->counted, 1);
+	return 1;
 }
 
 static __always_inline void count_record(__u32 reason, __u8 state)
@@ -213,7 +312,8 @@ static __always_inline void report_drop(const struct sk_buff *skb, const struct 
 	if (!r)
 		return;
 	fill_packet(r, p, inbound);
-	fill_drop_sock(r, skb, sk, state);
+	fill_drop_sock(r, sk, state);
+	r->netns = drop_netns(skb, sk, state);
 	r->ts_ns = bpf_ktime_get_ns();
 	r->tgid = bpf_get_current_pid_tgid() >> 32;
 	r->ifindex = dev ? dev->ifindex : skb->skb_iif;
@@ -243,7 +343,8 @@ static __always_inline void report_drop(const struct sk_buff *skb, const struct 
  * netfilter drops on input meets none), with the kernel's reason. What is no
  * drop, and what is no loss unless user space asked for those too, returns
  * before a record is reserved: what is never a loss at once, a segment
- * received after the peer's FIN once the packet and socket are read.
+ * received after the peer's FIN once the packet and socket are read. So does
+ * a drop of a flood, past its key's records of the second: it is counted.
  */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(xp_kfree_skb, struct sk_buff *skb, void *location)
@@ -268,6 +369,8 @@ int BPF_PROG(xp_kfree_skb, struct sk_buff *skb, void *location)
 	inbound = !sk || BPF_CORE_READ(sk, __sk_common.skc_num) != bpf_ntohs(packet.source);
 	no_loss = not_loss(class, state, inbound);
 	if (no_loss && !drop_policy.report_all)
+		return 0;
+	if (only_counted(skb, &packet, sk, state, inbound, reason, no_loss))
 		return 0;
 	report_drop(skb, &packet, sk, state, inbound, reason, no_loss);
 	return 0;

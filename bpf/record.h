@@ -44,6 +44,10 @@ enum xp_flag {
 	/* A dropped packet that is no loss (enum xp_drop_class): only reported
 	 * when user space asked for every drop. */
 	XP_F_NOT_LOSS = 8,
+	/* Set by user space only, in a record it makes of the drops a key's
+	 * tally counted (struct xp_drop_tally): skb_segs is their number, the
+	 * key gives the rest, daddr and dport are 0. */
+	XP_F_COUNTED = 16,
 };
 
 struct xp_record {
@@ -114,6 +118,46 @@ struct xp_drop_policy {
  * drop_records, one entry per reason and one for any reason past the table). */
 struct xp_drop_counts {
 	__u64 by_state[XP_DROP_STATES];
+};
+
+/*
+ * A flood of drops is bounded in the kernel (bpf/drops.bpf.h). Drops are
+ * keyed by where they land on this host: local address and port, reason,
+ * the socket's state, loss or not (struct xp_drop_key). A key gets at most
+ * XP_DROP_KEY_RECORDS records a second, and all keys together
+ * XP_DROP_ALL_RECORDS; drops past either are only counted, in the key's
+ * tally (map drop_tallies), which user space reads every second into one
+ * line per key with the count (xctl_probe/kernel/drop_tallies.py). Every
+ * drop is in a record or in a tally, never both.
+ */
+#define XP_DROP_KEY_RECORDS 500
+#define XP_DROP_ALL_RECORDS 2000
+/* Keys tallied at once; past them a drop is keyed by its reason and state
+ * alone (laddr zero, lport 0). User space forgets keys idle for a minute. */
+#define XP_DROP_KEYS 4096
+
+struct xp_drop_key {
+	__u8 laddr[XP_ADDR_LEN];	/* local address, as a record's saddr */
+	__u32 netns;
+	__u32 reason;
+	__u16 family;
+	__u16 lport;			/* local port, host order */
+	__u8 state;			/* as a drop record's state */
+	__u8 not_loss;			/* 1: the drops are no loss (XP_F_NOT_LOSS) */
+	__u16 unused;			/* 0: the layout has no implicit padding */
+};
+
+/* One second's records of a key, or of all keys (map drop_window). */
+struct xp_drop_window {
+	__u64 start_ns;		/* bpf_ktime_get_ns() when the second began */
+	__u32 records;		/* records given in it */
+	__u32 unused;
+};
+
+struct xp_drop_tally {
+	__u64 counted;		/* drops of the key that got no record, since the key was
+				 * added: only ever increased */
+	struct xp_drop_window window;
 };
 
 /*

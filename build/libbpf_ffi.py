@@ -85,6 +85,9 @@ int xp_btf_enum_members(const char *path, const char *needle, struct xp_enum_mem
 
 long xp_socket_holders(int link_fd, int wanted_fd, const uint64_t *inodes, uint32_t count,
                        struct xp_holder *out, long room);
+long xp_drop_tallies(int fd, struct xp_drop_key *keys, struct xp_drop_tally *tallies,
+                     long room);
+int bpf_map_delete_elem(int fd, const void *key);
 
 struct xp_batch;
 struct xp_batch *xp_batch_new(int ring_map_fd, size_t max_records);
@@ -466,6 +469,25 @@ long xp_socket_holders(int link_fd, int wanted_fd, const uint64_t *inodes, uint3
     if (added && bpf_map_delete_batch(wanted_fd, inodes, &added, NULL) && found >= 0)
         found = -errno;
     return found;
+}
+
+/*
+ * Every key of the drop tallies (bpf/drops.bpf.h) with its tally, at most
+ * `room`: the number read, or -errno. Only the caller deletes keys, so the
+ * walk never loses its place.
+ */
+long xp_drop_tallies(int fd, struct xp_drop_key *keys, struct xp_drop_tally *tallies,
+                     long room)
+{
+    const struct xp_drop_key *prev = NULL;
+    long n = 0;
+
+    while (n < room && !bpf_map_get_next_key(fd, prev, &keys[n])) {
+        if (bpf_map_lookup_elem(fd, &keys[n], &tallies[n]))
+            return -errno;
+        prev = &keys[n++];
+    }
+    return n < room && errno != ENOENT ? -errno : n;
 }
 
 struct xp_batch {

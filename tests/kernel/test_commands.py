@@ -162,7 +162,9 @@ def test_unit_is_accepted_by_systemd_and_grants_only_the_service_set(tmp_path):
 
 BENCH_KEYS = {"events_per_s", "drain_per_s", "drain_ratio", "bpf_ns_per_event", "startup_ms",
               "rss_mb", "idle_cpu_pct", "programs_ns_per_call", "drop_ns_reported",
-              "drop_ns_ignored", "drop_events_per_s"}
+              "drop_ns_ignored", "drop_events_per_s", "flood_drops_per_s", "flood_sent",
+              "flood_dropped", "flood_segs", "flood_lines_per_s", "flood_cpu_pct", "flood_rss_mb",
+              "flood_drop_ns_per_call"}
 
 
 def test_bench_prints_its_figures_and_ends_with_them_as_json():
@@ -170,7 +172,7 @@ def test_bench_prints_its_figures_and_ends_with_them_as_json():
     not how fast anything is (that is for `make bench` to print)."""
     result = run_probe("bench", "--json", "--records", "20000", "--flows", "8", "--runs", "1",
                        "--storm-seconds", "3", "--starts", "1", "--idle-seconds", "1",
-                       timeout=240)
+                       "--flood-seconds", "2", timeout=240)
     lines = result.stdout.decode().splitlines()
     assert result.returncode == 0, result.stderr
     assert result.stderr == b""
@@ -194,6 +196,9 @@ def test_bench_prints_its_figures_and_ends_with_them_as_json():
     assert figures["startup_ms"] > 0 and figures["rss_mb"] > 0 and figures["idle_cpu_pct"] >= 0
     # The storm's nftables drops ran the drop program, and so did the ignored UDP drops.
     assert figures["drop_ns_reported"] > 0 and figures["drop_ns_ignored"] > 0
+    # The flood: every SYN dropped, and every drop in the lines' segs.
+    assert figures["flood_dropped"] == figures["flood_sent"] == figures["flood_segs"] > 0
+    assert figures["flood_lines_per_s"] > 0 and figures["flood_drop_ns_per_call"] > 0
     # It leaves nothing behind: no namespace, no program.
     assert "xctl-bench" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                               text=True).stdout

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from xctl_probe.context.sockets import SocketsByTuple
-from xctl_probe.kernel.decoder import SOURCE_DROP
+from xctl_probe.kernel.decoder import FLAG_COUNTED, SOURCE_DROP
 from xctl_probe.kernel.drop_reasons import DropReasons, reported_reasons
 from xctl_probe.kernel.preconditions import KERNEL_BTF
 from xctl_probe.meaning.drop_counts import DropFlow, last_dropped
@@ -117,3 +117,19 @@ def test_unreadable_drop_reasons_mean_retransmissions_only_with_why(tmp_path):
         assert said == "this kernel's skb:kfree_skb carries no drop reason (Linux 5.17+)"
     else:
         assert said == f"{len(reasons)} drop reasons named by this kernel's BTF"
+
+
+def test_drops_only_counted_in_a_flood_make_a_line_of_the_local_side_with_their_count(tmp_path):
+    """A record user space makes of a key's tally (kernel/drop_tallies.py):
+    no peer, no owner asked (the proc here has none to give anyway), its
+    packets in segs and count, counted over the window like any drop of the
+    same local side; a tally of one has no count (count means 2 or more)."""
+    lines_maker = maker(tmp_path)
+    counted = dict(source=SOURCE_DROP, flags=FLAG_COUNTED, daddr=bytes(16), dport=0,
+                   sport=9830, tgid=4321)
+    made = lines_maker.lines(record(ts_ns=1 * SECOND, skb_segs=5000, **counted)
+                             + record(ts_ns=2 * SECOND, skb_segs=1, **counted), OFFSET_NS)
+    assert [(line.segs, line.count, line.value, line.pid, line.daddr, line.dport)
+            for line in made] == [(5000, 5000, "5000", None, "0.0.0.0", 0),
+                                  (1, None, "5001", None, "0.0.0.0", 0)]
+    assert made[0].entity_id == "network-10.0.0.1-0.0.0.0-9830-0"

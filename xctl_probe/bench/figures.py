@@ -26,11 +26,17 @@ to compare, as ratios within one run where it can.
   starts it, the median of --starts starts; rss_mb: the probe's peak RSS
   over the idle period and the storms; idle_cpu_pct: the CPU the probe used
   over --idle-seconds with no retransmission to report.
+- flood_*: a flood of SYNs as fast as one process sends them, every one
+  dropped by nftables, for --flood-seconds, the probe as xctl runs it:
+  drops a second, the probe's CPU, its lines a second, the sum of the flood
+  lines' segs beside nftables' count (they are equal: the kernel counts
+  what it does not put in the ring), peak RSS, and the drop program's
+  kernel time per call.
 
 Each figure comes from a module of its own: synthetic_records (throughput),
 probe_process (start-up, CPU, RSS), storm_cost with program_stats (kernel
 time in storms, made by xctl_probe.lab, the storm lab the tests share) and
-report (the printed lines).
+flood_cost (the flood), report (the printed lines).
 """
 
 import json
@@ -42,6 +48,7 @@ from ..kernel.drop_reasons import DropReasons
 from ..kernel.preconditions import KERNEL_BTF
 from ..lab.storm import storm_tools_missing
 from . import report
+from .flood_cost import flood_cost
 from .probe_process import idle_cpu_pct, peak_rss_mb, probe_command, running_probe, startup_ms
 from .storm_cost import DROP_PROGRAM, RETRANSMIT_PROGRAM, storm_costs
 from .synthetic_records import DROP_REASON, throughput
@@ -50,13 +57,17 @@ Say = Callable[[str], None]
 
 
 def run(object_path: Path, records: int, flows: int, runs: int, storm_seconds: float,
-        starts: int, idle_s: float, say: Say) -> Dict[str, object]:
+        starts: int, idle_s: float, flood_s: float, say: Say) -> Dict[str, object]:
     figures = _throughput(object_path, records, flows, say)
     command = probe_command()
     times = startup_ms(command, object_path, starts)
     figures["startup_ms"] = round(statistics.median(times), 1)
     say(report.startup_line(figures["startup_ms"], times))
     figures.update(_kernel_cost(command, object_path, runs, storm_seconds, idle_s, say))
+    if flood_s and storm_tools_missing() is None:
+        figures.update(flood_cost(command, object_path, flood_s))
+        for line in report.flood_lines(figures):
+            say(line)
     return figures
 
 

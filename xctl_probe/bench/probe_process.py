@@ -20,10 +20,10 @@ def probe_command() -> List[str]:
     return [sys.executable, "-m", "xctl_probe"]
 
 
-def _start(command: List[str], object_path: Path, *args: str) -> subprocess.Popen:
+def _start(command: List[str], object_path: Path, *args: str,
+           stdout=subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen([*command, "--object", str(object_path), *args],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
 
 
 def _wait_attached(proc: subprocess.Popen) -> None:
@@ -47,20 +47,35 @@ def startup_ms(command: List[str], object_path: Path, starts: int) -> List[float
     return times
 
 
+def start_probe(command: List[str], object_path: Path,
+                stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    """The probe, attached; ``stop_probe()`` it."""
+    proc = _start(command, object_path, stdout=stdout)
+    try:
+        _wait_attached(proc)
+    except BaseException:
+        stop_probe(proc)
+        raise
+    return proc
+
+
+def stop_probe(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def running_probe(command: List[str], object_path: Path) -> Iterator[int]:
     """The probe, attached, until the block ends; yields its pid."""
-    proc = _start(command, object_path)
+    proc = start_probe(command, object_path)
     try:
-        _wait_attached(proc)
         yield proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_probe(proc)
 
 
 def cpu_ns(pid: int) -> int:

@@ -62,3 +62,15 @@ def kernel_time_line(bpf_ns_per_event, program: str) -> str:
 
 def rss_line(rss_mb: float) -> str:
     return f"rss_mb         {rss_mb:13}  peak, over the idle period and the storms"
+
+
+def flood_lines(figures: Dict[str, object]) -> List[str]:
+    return [
+        f"flood_drops_per_s {figures['flood_drops_per_s']:10,}  SYNs dropped by nftables "
+        f"({figures['flood_dropped']:,} of {figures['flood_sent']:,} sent)",
+        f"flood_lines_per_s {figures['flood_lines_per_s']:10}  the flood's lines; their segs "
+        f"{figures['flood_segs']:,} (nftables: {figures['flood_dropped']:,})",
+        f"flood_cpu_pct     {figures['flood_cpu_pct']:10}  the probe's, over the flood; peak RSS "
+        f"{figures['flood_rss_mb']} MB; {figures['flood_drop_ns_per_call']} ns per drop "
+        "in the kernel",
+    ]

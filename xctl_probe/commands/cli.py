@@ -230,7 +230,8 @@ def unit(
 @app.command(help="Measure what the probe costs on this node and print the figures: "
              "records per second through the real path (and through a C drain), kernel ns "
              "per retransmission in a loss storm of the bench's own (a network namespace, "
-             "nftables), start-up ms, peak RSS and idle CPU. A benchmark, not a test: it "
+             "nftables), start-up ms, peak RSS, idle CPU, and the probe under a flood of "
+             "dropped SYNs. A benchmark, not a test: it "
              "takes about a minute, needs root, and leaves nothing behind.")
 def bench(
     object_path: Path = OBJECT_OPTION,
@@ -250,12 +251,15 @@ def bench(
     idle_seconds: float = typer.Option(10.0, "--idle-seconds", min=1.0, max=600.0,
                                        callback=_finite, metavar="SECONDS",
                                        help="Span over which idle CPU is measured."),
+    flood_seconds: float = typer.Option(10.0, "--flood-seconds", min=0.0, max=600.0,
+                                        callback=_finite, metavar="SECONDS",
+                                        help="Length of the flood of dropped SYNs; 0: none."),
 ) -> None:
     from ..bench.figures import as_json as to_json
     from ..bench.figures import run
 
     figures = run(object_path, records, flows, runs, storm_seconds, starts, idle_seconds,
-                  lambda line: typer.echo(line))
+                  flood_seconds, lambda line: typer.echo(line))
     if as_json:
         typer.echo(to_json(figures))
 

@@ -9,6 +9,7 @@ attachment.py, holders.py (the socket holders' iterator) and
 lost_records.py.
 """
 
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
@@ -16,6 +17,7 @@ from . import load_time_runs, preconditions, ticks
 from .attachment import Attachment, hooks, tracing_program_fds
 from .bpf_object import BpfObject
 from .drop_policy import SECTION, DropPolicy
+from .drop_tallies import TALLIES_MAP, DropTallies
 from .holders import SocketHolderPasses
 from .lost_records import LostRecords
 from .objects import PROBE_OBJECT
@@ -39,6 +41,7 @@ class LoadedProbe:
         preconditions.require(object_path)
         self._obj: Optional[BpfObject] = None
         self._holders: Optional[SocketHolderPasses] = None
+        self._tallies: Optional[DropTallies] = None
         self._attachment = Attachment()
         try:
             self._obj = BpfObject(Path(object_path), btf_path)
@@ -54,6 +57,7 @@ class LoadedProbe:
             self.err_layout = load_time_runs.err_layout(self._obj)
             self.hz, self.hz_source = ticks.kernel_hz(self.read_jiffies)
             self._holders = SocketHolderPasses(self._obj)
+            self._tallies = None if drops is None else DropTallies(self.map_fd(TALLIES_MAP))
             if attach:
                 self._attachment.attach(self._obj)
         except BaseException:
@@ -84,6 +88,11 @@ class LoadedProbe:
         """Records the kernel could not give since load: those that found the
         ring buffer full, and the runs of the probe's programs it skipped."""
         return self._lost.read()
+
+    def counted_drops(self) -> bytes:
+        """Records, raw, of the drops of a flood the kernel only counted since
+        the last call (drop_tallies.py); none without the drop program."""
+        return b"" if self._tallies is None else self._tallies.records(time.monotonic_ns())
 
     def socket_holders(self, inodes: Set[int]) -> Optional[Dict[int, Set[int]]]:
         """{inode: pids holding it} for the socket inodes in ``inodes`` that

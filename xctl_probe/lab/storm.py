@@ -1,6 +1,7 @@
 """A loss storm in a namespace of its own: bulk TCP over loopback at MTU
 1500, several connections at once, one packet in five dropped by nftables,
-then the loss lifted; and drops the probe ignores (UDP to a closed port).
+then the loss lifted; drops the probe ignores (UDP to a closed port); and
+a flood of SYNs nftables drops, every one.
 The bench measures the probe's programs in it; the tests' benches run it."""
 
 import contextlib
@@ -8,7 +9,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Tuple
 
 from ..errors import ProbeError
 from .netns import Netns, checked
@@ -61,3 +62,14 @@ def udp_drops(count: int, port: int, prefix: str = "xctl-bench") -> None:
     """``count`` UDP datagrams to a closed port: each a drop the probe ignores."""
     with _namespace(prefix) as ns:
         checked(ns.inside(sys.executable, str(TRAFFIC), "udp", str(port), str(count)))
+
+
+def syn_flood(seconds: float, port: int, prefix: str = "xctl-bench") -> Tuple[int, int]:
+    """A flood of SYNs towards ``port`` for ``seconds``, every one dropped by
+    nftables: (SYNs sent, packets nftables dropped)."""
+    with _namespace(prefix) as ns:
+        ns.drop_one_in(1, port)
+        sent = int(checked(ns.inside(sys.executable, str(TRAFFIC), "syn", str(port),
+                                     str(seconds))))
+        ns.lift_loss()
+        return sent, ns.dropped

@@ -4,10 +4,14 @@ the standard library (the namespace's process need not import the package):
 - tcp PORT SECONDS CONNECTIONS: a server and CONNECTIONS clients over
   loopback, each client sending in bulk for SECONDS, then closing cleanly and
   reading until EOF, so every retransmission is over when it exits;
-- udp PORT COUNT: COUNT datagrams to PORT, where nothing listens.
+- udp PORT COUNT: COUNT datagrams to PORT, where nothing listens;
+- syn PORT SECONDS: TCP SYNs to PORT from ever other source ports, as fast
+  as one process can send them through a raw socket, for SECONDS; prints
+  how many it sent.
 """
 
 import socket
+import struct
 import sys
 import threading
 import time
@@ -51,9 +55,26 @@ def udp_to_closed_port(port: int, count: int) -> None:
         sender.sendto(b"x", ("127.0.0.1", port))
 
 
+def syn_flood(port: int, seconds: float) -> int:
+    # The kernel writes the IP header; the TCP checksum is left 0, as the
+    # flood is dropped before anything checks it.
+    sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    syns = [struct.pack("!HHIIBBHHH", 1024 + i, port, i, 0, 5 << 4, 0x02, 65535, 0, 0)
+            for i in range(1024)]
+    send, to, sent = sender.sendto, ("127.0.0.1", 0), 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for syn in syns:
+            send(syn, to)
+        sent += len(syns)
+    return sent
+
+
 def main(argv: list) -> None:
     if argv[0] == "tcp":
         bulk_tcp(int(argv[1]), float(argv[2]), int(argv[3]))
+    elif argv[0] == "syn":
+        print(syn_flood(int(argv[1]), float(argv[2])))
     else:
         udp_to_closed_port(int(argv[1]), int(argv[2]))
 

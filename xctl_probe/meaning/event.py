@@ -159,7 +159,8 @@ class TransportDrop(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
         ge=1, description="records lost since the probe started (cumulative): found the ring "
         "buffer full, runs the kernel skipped, or dropped behind a stalled reader")]] = None
     count: Optional[Annotated[int, msgspec.Meta(
-        ge=2, description="records this line merges, when the reader fell behind")]] = None
+        ge=2, description="records this line merges, when the reader fell behind, or the "
+        "packets of a flood's drops the kernel only counted")]] = None
 
 
 def _addresses(record: Record):

@@ -7,7 +7,9 @@ nothing and its value is 0, so network_stall never fires on it): the owner
 comes from the socket the kernel named or, failing that,
 from the socket of its four-tuple in its namespace, asked once per flow like
 a retransmission's and on every drop while the flow has none (a drop has no
-cookie for the owner to be asked again a batch later by).
+cookie for the owner to be asked again a batch later by). A record of the
+drops the kernel only counted in a flood (kernel/drop_tallies.py) names no
+peer and no owner: its line has the count, keyed by the local side alone.
 """
 
 from typing import Optional
@@ -17,7 +19,7 @@ import msgspec
 from ..context.jobs import CgroupJobs
 from ..context.owners import Owners
 from ..context.sockets import SocketsByTuple
-from ..kernel.decoder import FLAG_NOT_LOSS, RECORD_STRUCT, fields_struct, record_at
+from ..kernel.decoder import FLAG_COUNTED, FLAG_NOT_LOSS, RECORD_STRUCT, fields_struct, record_at
 from ..kernel.drop_reasons import DropReasons
 from ..meaning.drop_counts import DropFlow, drop_table
 from ..meaning.event import TransportDrop, as_drop, flow_event
@@ -64,7 +66,11 @@ class DropLines:
             flow = flows.add(key, _DropFlowLines())
         total = flow.add(ts_ns, packets if loss else 0, self._window, self._slice)
         shared = flow.shared
-        if (shared is None or shared.owner is None or shared.tgid != tgid
+        counted = flags & FLAG_COUNTED
+        if counted:
+            if shared is None:
+                shared = flow.shared = FlowEvents(flow_event(record_at(raw, i)), None, 0, now)
+        elif (shared is None or shared.owner is None or shared.tgid != tgid
                 or shared.recheck_at <= now or (ino and ino != shared.ino)):
             shared = flow.shared = self._share(shared, raw, i, key, ino, tgid, now)
         facts = (state, reason, loss)
@@ -74,7 +80,8 @@ class DropLines:
                     else f"UNKNOWN_{reason}")
             base = shared.keep(facts, as_drop(shared.event, state, name, reason, loss))
         return msgspec.structs.replace(base, ts=(ts_ns + offset_ns) // 1_000_000,
-                                       value=str(total) if loss else "0", segs=packets)
+                                       value=str(total) if loss else "0", segs=packets,
+                                       count=packets if counted and packets > 1 else None)
 
     def _share(self, shared: Optional[FlowEvents], raw, i: int, key, ino: int, tgid: int,
                now: float) -> FlowEvents:

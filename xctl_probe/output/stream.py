@@ -5,7 +5,8 @@ SIGTERM and SIGINT write to (StopSignals), and stdout itself, which reports
 an error when its reader (xctl) goes away, even while no event is due. The
 BPF side wakes it only once a share of the ring is waiting (waking costs the
 kernel more than the record), so it also looks every POLL_MS: a lone record
-reaches stdout within that. Lines go to a writer thread (writer.py), so a
+reaches stdout within that. Every TALLIES_S it reads what the kernel only
+counted of a flood of drops. Lines go to a writer thread (writer.py), so a
 stalled reader never stops the draining of the kernel.
 """
 
@@ -24,6 +25,8 @@ from .stop import StopSignals
 from .writer import LineWriter, StdoutClosed
 
 POLL_MS = 200
+# How often the drops a flood's keys only counted become lines.
+TALLIES_S = 1.0
 # At a stop, how long the lines still waiting may take to reach a stalled reader.
 FINAL_FLUSH_S = 2.0
 
@@ -65,6 +68,14 @@ class Stream:
                          self._probe.lost_records())
         return self._waiting is not None or self._rings[self._current].more()
 
+    def count_drops(self) -> None:
+        """Lines for the drops of a flood the kernel only counted since the
+        last call (kernel/drop_tallies.py)."""
+        raw = self._probe.counted_drops()
+        if raw:
+            offset_ns = time.time_ns() - time.monotonic_ns()
+            self._writer.put(self._maker.lines(raw, offset_ns), self._probe.lost_records())
+
     def _read_ahead(self) -> memoryview:
         """The next batch, read into the other buffer now, made into lines by
         the next pump."""
@@ -102,6 +113,7 @@ class Stream:
         poller.register(self._stop.fd, select.POLLIN)
         # No events asked for: poll still reports POLLERR/POLLHUP/POLLNVAL.
         poller.register(self._out_fd, 0)
+        tallies_at = time.monotonic() + TALLIES_S
         try:
             while not self._stop.requested:
                 timeout_ms = POLL_MS
@@ -116,9 +128,13 @@ class Stream:
                 if self._writer.closed:
                     raise StdoutClosed
                 self.drain()
+                if time.monotonic() >= tallies_at:
+                    tallies_at = time.monotonic() + TALLIES_S
+                    self.count_drops()
             # Detach first, so the ring holds a final set of records, then deliver them.
             self._probe.detach()
             self.drain()
+            self.count_drops()
             # Runs the kernel skipped after the last batch: no batch brought their count.
             self._writer.put([], self._probe.lost_records())
         except StdoutClosed:
