@@ -3,9 +3,10 @@
 Each kernel boots under virtme-ng (QEMU without KVM) with this machine's
 files as its root, read-only, so the guest runs the very BPF object and venv
 built here. Inside, the tests marked ``kernels`` run (accounting, owners,
-kinds, the contract, signals), after a first start of the probe that shows
-how long it takes to attach and which tracepoint layout it chose, and before
-one round of the accounting and owner reports, for the figures.
+kinds, the contract, signals, least privilege), after a first start of the
+probe that shows how long it takes to attach and which tracepoint layout it
+chose, and before one round of the accounting and owner reports, for the
+figures.
 
     python tests/guests/runner.py [--only 6.1] [--timeout SECONDS]
 

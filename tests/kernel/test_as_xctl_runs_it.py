@@ -58,7 +58,7 @@ def test_events_arrive_and_sigterm_leaves_nothing_attached(foreign_python3, netn
         programs = wait_attached_programs()
         assert {p["name"] for p in programs} == {
             "xp_tcp_retransmit_skb", "xp_tcp_retransmit_synack", "xp_tcp_destroy_sock",
-            "xp_inet_sock_set_state", "xp_kfree_skb"}
+            "xp_inet_sock_set_state", "xp_kfree_skb", "xp_socket_holders"}
 
         netns.traffic(9100, 2.0)
         assert probe.wait_lines(1, timeout=5.0), "no event reached stdout"

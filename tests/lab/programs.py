@@ -10,8 +10,11 @@ from typing import Dict, List
 from .waits import patient
 
 
-def wait_attached_programs(count: int = 5, timeout: float = 60.0) -> List[dict]:
-    """Waits, through bpftool only, until ``count`` programs of ours are loaded."""
+def wait_attached_programs(count: int = 6, timeout: float = 60.0) -> List[dict]:
+    """Waits, through bpftool only, until ``count`` programs of ours are
+    loaded: by default all the tracing programs the probe loads, its five
+    tracepoints' and the socket holders' iterator (iter/task_file), which
+    bpftool lists as tracing too."""
     deadline = time.monotonic() + patient(timeout)
     while time.monotonic() < deadline:
         programs = [p for p in our_programs() if p.get("type") == "tracing"]

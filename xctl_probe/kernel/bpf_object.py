@@ -10,7 +10,7 @@ kernel with BTF.
 import errno
 import os
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 from ..errors import BadInstall, KernelUnsupported, NoPrivilege, ProbeError
 from . import libbpf_log, verifier_log
@@ -20,11 +20,25 @@ from .binding import ffi, lib
 class BpfObject:
     """The libbpf object; ``close()`` unloads whatever of it was loaded."""
 
-    def __init__(self, object_path: Path, btf_path: Optional[Path] = None):
+    def __init__(self, object_path: Path, btf_path: Path):
+        """``btf_path``: the BTF that CO-RE relocates against, named even
+        when it is the running kernel's /sys/kernel/btf/vmlinux. A relocation
+        that finds no candidate type in vmlinux (one that tests whether a
+        type exists: trace_event_raw_tcp_retransmit_skb before 6.17) sends
+        libbpf to the kernel modules' BTF, unless this path was given
+        (bpf_core_find_cands: "if vmlinux BTF was overridden, don't attempt
+        to load module BTFs"). Walking those takes BPF_BTF_GET_NEXT_ID and
+        BPF_BTF_GET_FD_BY_ID, which the kernel grants only with
+        CAP_SYS_ADMIN (6.1, 6.12 and 6.18 alike), and libbpf 1.1 fails the
+        whole load on that EPERM ("failed to iterate BTF objects"): as the
+        unit runs it, with CAP_BPF and CAP_PERFMON, the probe would not
+        start before 6.17. Its types are all the core kernel's, and so are
+        its hooks: libbpf looks up a tp_btf or iter target in vmlinux first
+        and walks the modules only for one vmlinux lacks."""
         opts = ffi.new("struct bpf_object_open_opts *")
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
         # Owned here until the call returns; libbpf copies the string.
-        btf_path_c = ffi.new("char[]", os.fsencode(btf_path)) if btf_path else ffi.NULL
+        btf_path_c = ffi.new("char[]", os.fsencode(btf_path))
         opts.btf_custom_path = btf_path_c
         libbpf_log.reset()
         self._obj = lib.bpf_object__open_file(os.fsencode(object_path), opts)

@@ -3,7 +3,9 @@
 To load and attach its programs, and to ask the kernel which processes hold
 a socket (its iterator over processes' files, which reads no /proc/PID/fd):
 CAP_BPF with CAP_PERFMON (Linux 5.8+), or CAP_SYS_ADMIN, which implies both.
-That is all the systemd unit grants.
+That is all the systemd unit grants, and it suffices on 6.1, 6.12 and 6.18
+because libbpf is kept from the kernel modules' BTF, which only CAP_SYS_ADMIN
+may enumerate (bpf_object.py).
 
 To read a job from the environment of another user's process (SLURM_JOB_ID,
 or the variables --job-env names, where no cgroup names the job), the

@@ -21,6 +21,7 @@ from .drop_tallies import TALLIES_MAP, DropTallies
 from .holders import SocketHolderPasses
 from .lost_records import LostRecords
 from .objects import PROBE_OBJECT
+from .preconditions import KERNEL_BTF
 
 RING_MAP = "records"
 # Room for about 9,000 records: a reader stalled for a second in a storm of
@@ -33,10 +34,12 @@ DROP_PROGRAM = "xp_kfree_skb"
 class LoadedProbe:
     """The object loaded and attached; ``close()`` (or ``with``) removes it all."""
 
-    def __init__(self, object_path: Path = PROBE_OBJECT, btf_path: Optional[Path] = None,
+    def __init__(self, object_path: Path = PROBE_OBJECT, btf_path: Path = KERNEL_BTF,
                  ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True,
                  drops: Optional[DropPolicy] = DropPolicy()):
-        """``drops``: which drops the drop program reports (by default every
+        """``btf_path``: the BTF the object's CO-RE relocations resolve
+        against (bpf_object.py says why the kernel's own is named);
+        ``drops``: which drops the drop program reports (by default every
         one); None leaves the program out."""
         preconditions.require(object_path)
         self._obj: Optional[BpfObject] = None
