@@ -11,8 +11,10 @@ The path of an event, one sub-package a stage, read top to bottom:
   loss, and xctl's event.
 - ``context``: what the record cannot carry, from /proc and cgroupfs: the
   socket's owner, its job, a dropped packet's socket.
-- ``output``: records into lines (the per-record hot path), the writer
-  thread with its merging behind a slow reader, and the loop that drives them.
+- ``output``: records into lines (the per-record hot path), and the threads
+  that run them: the main thread drains the ring (and reads no /proc), the
+  line thread makes the lines, the writer thread writes them, merging
+  behind a slow reader.
 - ``commands``: the command line (``stream``, ``check``, ``describe``,
   ``unit``, ``bench``).
 

@@ -6,13 +6,14 @@ to compare, as ratios within one run where it can.
 
 - events_per_s: synthetic records of the real layout, written by a BPF
   program (bpf/bench.bpf.c, run in the kernel through BPF_PROG_TEST_RUN) into
-  the probe's own ring buffer, then taken through the probe's real path:
-  ring, decode, owner, rate, event, JSONL written to /dev/null by the writer
-  thread. Only the user-space side is timed. drain_per_s: the same ring
-  drained by C code that only counts records, the ceiling of any reader;
-  drain_ratio = events_per_s / drain_per_s. drop_events_per_s: the same,
-  with records of dropped packets (SOCKET_RCVBUFF on established sockets:
-  receivers out of buffer), which take a path of their own.
+  the probe's own ring buffer, then taken through the probe's real path, on
+  its threads: the ring drained on one; decode, owner, rate, event on the
+  line thread; JSONL written to /dev/null by the writer thread. Only the
+  user-space side is timed. drain_per_s: the same ring drained by C code
+  that only counts records, the ceiling of any reader; drain_ratio =
+  events_per_s / drain_per_s. drop_events_per_s: the same, with records of
+  dropped packets (SOCKET_RCVBUFF on established sockets: receivers out of
+  buffer), which take a path of their own.
 - bpf_ns_per_event: kernel time per call of the retransmission program
   (the kernel's own run-time statistics) during a real loss storm the bench
   makes in a network namespace of its own (eight connections over loopback

@@ -111,16 +111,17 @@ def _rounds(producer: SyntheticRecords, records: int, flow: tuple) -> Iterator[N
 
 def _through_stream(probe: LoadedProbe, rounds: Iterator[None], devnull: int,
                     drops: Optional[DropReasons]) -> Tuple[float, int]:
-    """(seconds the real path took, lines it wrote)."""
+    """(seconds the real path took, lines it wrote): this thread drains the
+    ring as the stream's main thread does, while the stream's line thread and
+    writer thread make and write the lines."""
     stream = Stream(probe, 10.0, Owners(probe.socket_holders), out_fd=devnull,
                     reasons=drops)
     busy = 0.0
     try:
         for _ in rounds:
             started = time.perf_counter()
-            stream.drain()
-            if not stream.wait_written(60):
-                raise ProbeError("bench: the writer did not finish within 60 s")
+            if not stream.drain(60) or not stream.wait_written(60):
+                raise ProbeError("bench: the stream did not finish within 60 s")
             busy += time.perf_counter() - started
         return busy, stream.lines_written
     finally:

@@ -2,16 +2,16 @@
 
 xctl reads stdout into a queue of 1000 lines and forwards each line inline:
 when it falls behind, a write to stdout blocks. The writing therefore happens
-on its own thread (a blocking os.write releases the GIL), so the main loop
-keeps draining the kernel's ring buffer whatever the reader does.
+on its own thread (a blocking os.write releases the GIL), so the lines keep
+being made, and the kernel's ring buffer drained, whatever the reader does.
 
 The reader is behind once a write has waited for it more than BEHIND_S,
 and stays behind until the writer has written everything handed over.
 Lines handed over before that go out as they are, one line per record,
-encoded at once on the caller's thread: a storm's batch is a few thousand
-lines, still in the CPU's cache there, and the writer thread is left with
-only the system call (encoding them later, from a backlog of many batches,
-cost a sixth more per line). Lines handed over while it is behind wait in
+encoded at once on the caller's thread (the line thread): a storm's batch is
+a few thousand lines, still in the CPU's cache there, and the writer thread
+is left with only the system call (encoding them later, from a backlog of
+many batches, cost a sixth more per line). Lines handed over while it is behind wait in
 PendingLines, merged per flow, and are encoded when they go out. So with a
 reader that keeps up nothing is merged, and with one that stalls the line
 rate drops to what it takes, memory stays bounded, and Σsegs stays exact.
