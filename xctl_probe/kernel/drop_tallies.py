@@ -11,9 +11,10 @@ drops.
 
 A key without a drop for IDLE_NS is deleted, so the map keeps room for new
 keys. The first drop of a key's second takes a record when all keys' budget
-has one left, so a delete loses a count only if a drop of that key, after a
-minute without one, comes in the microseconds between the read and the
-delete while all keys have used up their second's records.
+has one left, so a delete can touch a count only if a drop of that key,
+after a minute without one, comes in the microseconds between the read and
+the delete while all keys have used up their second's records: that count
+is then lost, or lands in the key that reuses the freed element.
 """
 
 import os
