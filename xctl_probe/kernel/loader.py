@@ -16,8 +16,8 @@ from typing import Dict, List, Optional, Set
 from . import load_time_runs, preconditions, sock_helpers, ticks
 from .attachment import Attachment, hooks, tracing_program_fds
 from .bpf_object import BpfObject
-from .drop_policy import DropPolicy
 from .drop_policy import SECTION as DROP_SECTION
+from .drop_policy import DropPolicy
 from .drop_tallies import TALLIES_MAP, DropTallies
 from .holders import SocketHolderPasses
 from .lost_records import LostRecords

@@ -34,4 +34,4 @@ def packed(with_helpers: bool) -> bytes:
 def describe(with_helpers: bool) -> str:
     if with_helpers:
         return "socket state kept with each socket"
-    return "socket state in a hash of the probe's own (Linux before 5.12)"
+    return "socket state in a hash (before Linux 5.12)"
