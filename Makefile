@@ -31,12 +31,17 @@ test-host: install
 test-xctl: install $(HARNESS)
 	$(VENV)/bin/pytest tests/xctl
 
-test-wheel: wheel build/out/bullseye/.built
+test-wheel: wheel build/out/bullseye/.built build/out/bullseye-arm64/.built
 	$(VENV)/bin/pytest tests/wheel
 
-# Debian 11 (glibc 2.31, Python 3.9), an older userland to run the wheel in.
+# Debian 11 (glibc 2.31, Python 3.9), an older userland to run the wheel in,
+# and the same for arm64, to open the aarch64 wheel's probe in under QEMU.
 build/out/bullseye/.built: | $(VENV)/.wheel-tools
 	bash tests/wheel/make_bullseye.sh build/out/bullseye
+
+build/out/bullseye-arm64/.built: | $(VENV)/.wheel-tools
+	$(APT) --no-install-recommends wheel-arm64
+	bash tests/wheel/make_bullseye.sh build/out/bullseye-arm64 arm64
 
 # The wheels that ship, in dist/: one for x86_64 and one for aarch64, both
 # manylinux_2_28 and abi3, libbpf and zlib linked in and libelf bundled

@@ -271,3 +271,55 @@ def test_from_the_wheel_on_python_39_and_glibc_231(bullseye):
         "prefix": bullseye, "interpreter": "python3",
         "script": Path("/opt/xpt/bin/xctl-probe-ebpf")})
     assert_exact_and_owned(run, "Python 3.9, glibc 2.31")
+
+
+BULLSEYE_ARM64 = ROOT / "build" / "out" / "bullseye-arm64"
+# The probe's object opened by the wheel's own libbpf and libelf (parsed, not
+# loaded: QEMU's user mode passes no bpf() calls), with what it ran on.
+OPEN_THE_PROBE = """
+import json, platform
+from pathlib import Path
+import xctl_probe
+from xctl_probe._libbpf import ffi, lib
+path = str(Path(xctl_probe.__file__).parent / "probe.bpf.o").encode()
+obj = lib.bpf_object__open_file(path, ffi.NULL)
+assert obj != ffi.NULL, "bpf_object__open_file failed"
+sections, prog = [], lib.bpf_object__next_program(obj, ffi.NULL)
+while prog != ffi.NULL:
+    sections.append(ffi.string(lib.bpf_program__section_name(prog)).decode())
+    prog = lib.bpf_object__next_program(obj, prog)
+lib.bpf_object__close(obj)
+print(json.dumps({"machine": platform.machine(), "libc": platform.libc_ver()[1],
+                  "python": platform.python_version(), "sections": sections}))
+"""
+
+
+def test_the_aarch64_wheel_opens_the_probe_on_python_39_and_glibc_231_of_arm64(wheels,
+                                                                              wheel_venv):
+    """Debian 11 for arm64 (make test-wheel makes it) with the aarch64 wheel
+    and its dependencies as pip picks them for Python 3.9, run under
+    qemu-aarch64-static, reads the same programs from the object as this
+    machine's wheel does here."""
+    assert (BULLSEYE_ARM64 / ".built").is_file(), "run make test-wheel, which makes it"
+    target = BULLSEYE_ARM64 / "opt" / "xpt"
+    subprocess.run(["rm", "-rf", str(target)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--target", str(target),
+         "--python-version", "3.9", "--only-binary=:all:", *platforms("aarch64"),
+         str(wheels["aarch64"])], check=True)
+    arm64 = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"mount --rbind /proc '{BULLSEYE_ARM64}/proc' && "
+         f"mount --rbind /sys '{BULLSEYE_ARM64}/sys' && exec chroot '{BULLSEYE_ARM64}' "
+         "/usr/bin/qemu-aarch64-static /usr/bin/python3 -c \"$0\"", OPEN_THE_PROBE],
+        env={**os.environ, "PYTHONPATH": "/opt/xpt"}, cwd="/", capture_output=True, text=True)
+    assert arm64.returncode == 0, arm64.stderr
+    # Away from the checkout, whose xctl_probe would come first.
+    here = subprocess.run([str(wheel_venv / "bin" / "python"), "-c", OPEN_THE_PROBE], cwd="/",
+                          capture_output=True, text=True)
+    assert here.returncode == 0, here.stderr
+    found, expected = json.loads(arm64.stdout), json.loads(here.stdout)
+    print(found)
+    assert (found["machine"], found["libc"], found["python"][:4]) == ("aarch64", "2.31", "3.9."), found
+    assert found["sections"] == expected["sections"] and "tp_btf/tcp_retransmit_skb" in found[
+        "sections"], (found, expected)
