@@ -150,8 +150,8 @@ fetch() {
 # The extension's Python headers, when it is built for another architecture:
 # the build interpreter's own pyconfig.h describes this machine, so Debian's
 # package of that Python release for the target takes their place (the
-# extension is abi3: the headers of any release from 3.9 on build the same
-# stable ABI), with the multiarch pyconfig.h its own one includes. The
+# extension is abi3: another patch release's headers build the same module),
+# with the multiarch pyconfig.h its own one includes. The
 # version listed in VENDOR_SOURCES first, then (without --exact) the others
 # apt knows, newest first; libbpf_ffi.py puts them ahead of the interpreter's.
 python_headers() {
