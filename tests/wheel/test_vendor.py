@@ -151,7 +151,8 @@ def test_an_unknown_architecture_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("built, arch", [("vendor", "aarch64"), ("vendor-aarch64", "x86_64")])
+@pytest.mark.parametrize("built, arch", [("vendor", "aarch64"), ("vendor-aarch64", "x86_64")],
+                         ids=["x86_64-build-asked-for-aarch64", "aarch64-build-asked-for-x86_64"])
 def test_a_build_for_one_architecture_is_not_taken_for_another(tmp_path, built, arch):
     """make wheel's own builds, each asked for the other's architecture."""
     out = ROOT / "build" / "out" / built
