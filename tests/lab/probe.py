@@ -57,11 +57,18 @@ class ProbeProcess:
                 self._arrived.notify_all()
 
     def _wait_attached(self) -> str:
-        line = self.proc.stderr.readline().decode()
-        if "attached" not in line:
-            self.proc.kill()
-            raise RuntimeError(f"probe did not attach: {line!r} {self.proc.stderr.read()!r}")
-        return line
+        """The start-up line, after the notices that may come before it (a
+        kernel without drop reasons says so first)."""
+        said = []
+        while True:
+            line = self.proc.stderr.readline().decode()
+            said.append(line)
+            if "attached" in line:
+                self.notices = said[:-1]
+                return line
+            if not line or ": error:" in line:
+                self.proc.kill()
+                raise RuntimeError(f"probe did not attach: {said!r} {self.proc.stderr.read()!r}")
 
     @property
     def err_layout(self) -> bool:
