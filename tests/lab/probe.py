@@ -64,7 +64,6 @@ class ProbeProcess:
             line = self.proc.stderr.readline().decode()
             said.append(line)
             if "attached" in line:
-                self.notices = said[:-1]
                 return line
             if not line or ": error:" in line:
                 self.proc.kill()
