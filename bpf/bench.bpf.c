@@ -23,6 +23,11 @@ struct xp_bench_config {
 	__u32 netns;
 	__u32 drops;	/* 1: dropped packets of those flows instead of retransmissions */
 	__u32 reason;	/* the drops' enum skb_drop_reason */
+	/* The bench's own process, as the one on the CPU: 6.1's and 5.10's
+	 * socket filter programs may not ask for it (bpf_get_current_pid_tgid
+	 * is unknown to them). */
+	__u32 tgid;
+	__u32 unused;
 };
 
 __u64 produced;
@@ -32,7 +37,9 @@ int xp_bench_record(struct __sk_buff *skb)
 {
 	struct xp_bench_config cfg;
 	struct xp_record r = {};
-	__u64 n = __sync_fetch_and_add(&produced, 1);
+	/* One test run at a time, on one CPU: no atomic needed (an atomic
+	 * fetch-and-add, BPF_FETCH, needs Linux 5.12). */
+	__u64 n = produced++;
 	__u32 flow, round;
 
 	if (bpf_skb_load_bytes(skb, 0, &cfg, sizeof(cfg)) || !cfg.flows)
@@ -45,7 +52,7 @@ int xp_bench_record(struct __sk_buff *skb)
 	r.ino = cfg.ino;
 	r.netns = cfg.netns;
 	r.skb_segs = 1;
-	r.tgid = bpf_get_current_pid_tgid() >> 32;
+	r.tgid = cfg.tgid;
 	r.family = 2;		/* AF_INET */
 	r.sport = 32768 + (flow & 0x7fff);
 	r.dport = 9000;

@@ -27,9 +27,14 @@ def _start(command: List[str], object_path: Path, *args: str,
 
 
 def _wait_attached(proc: subprocess.Popen) -> None:
-    line = proc.stderr.readline().decode(errors="replace").strip()
-    if "attached" not in line:
-        raise ProbeError(f"bench: the probe did not start: {line}")
+    """Until the start-up line, past the notices before it (a kernel
+    without drop reasons says so first)."""
+    while True:
+        line = proc.stderr.readline().decode(errors="replace").strip()
+        if "attached" in line:
+            return
+        if not line or ": error:" in line:
+            raise ProbeError(f"bench: the probe did not start: {line or 'no start-up line'}")
 
 
 def startup_ms(command: List[str], object_path: Path, starts: int) -> List[float]:

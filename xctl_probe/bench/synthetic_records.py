@@ -13,6 +13,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from ..context.owners import Owners
 from ..errors import BadInstall, KernelUnsupported, ProbeError
+from ..kernel import libbpf_log
 from ..kernel.binding import ffi, lib
 from ..kernel.drop_reasons import DropReasons
 from ..kernel.loader import RING_MAP, LoadedProbe
@@ -24,7 +25,7 @@ BENCH_PROGRAM = "xp_bench_record"
 # The synthetic drops' reason: a receiver out of buffer, a loss the probe reports.
 DROP_REASON = "SOCKET_RCVBUFF"
 # struct xp_bench_config in bpf/bench.bpf.c: ino, flows, netns, drops, reason.
-_CONFIG = struct.Struct("=QIIII")
+_CONFIG = struct.Struct("=QIIIIII")
 # Room for 139,000 records: the bench fills three quarters of it per round.
 BENCH_RING_BYTES = 16 << 20
 PER_ROUND = BENCH_RING_BYTES // (RECORD_SIZE + 8) * 3 // 4
@@ -52,16 +53,19 @@ class SyntheticRecords:
         if ring == ffi.NULL or prog == ffi.NULL:
             raise BadInstall(f"{BENCH_OBJECT} lacks {RING_MAP} or {BENCH_PROGRAM}; "
                              "reinstall the package")
+        libbpf_log.reset()
         err = -lib.bpf_map__reuse_fd(ring, ring_map_fd) or -lib.bpf_object__load(self._obj)
         if err:
-            raise KernelUnsupported(f"cannot load the bench's BPF program: {os.strerror(err)}")
+            raise KernelUnsupported(f"cannot load the bench's BPF program: {os.strerror(err)}"
+                                    f"{libbpf_log.says()}")
         return lib.bpf_program__fd(prog)
 
     def write(self, count: int, flows: int, ino: int, netns: int,
               drop_reason: Optional[int] = None) -> None:
         """``count`` records over ``flows`` flows: retransmissions, or with a
         ``drop_reason`` dropped packets."""
-        config = _CONFIG.pack(ino, flows, netns, drop_reason is not None, drop_reason or 0)
+        config = _CONFIG.pack(ino, flows, netns, drop_reason is not None, drop_reason or 0,
+                              os.getpid(), 0)
         result = lib.xp_test_run_data(self._fd, config, len(config), count)
         if result < 0:
             raise KernelUnsupported(f"cannot run the bench's BPF program: "
