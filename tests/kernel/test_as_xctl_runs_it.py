@@ -18,7 +18,7 @@ from lab.programs import wait_attached_programs, wait_programs_gone
 from lab.waits import patient
 from lab.xctl_contract import check_probe_line
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 
 @pytest.fixture

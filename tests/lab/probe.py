@@ -57,11 +57,16 @@ class ProbeProcess:
                 self._arrived.notify_all()
 
     def _wait_attached(self) -> str:
-        line = self.proc.stderr.readline().decode()
-        if "attached" not in line:
-            self.proc.kill()
-            raise RuntimeError(f"probe did not attach: {line!r} {self.proc.stderr.read()!r}")
-        return line
+        """The "attached" line; a kernel that cannot give everything (drops
+        before 5.17) has the probe say so in a line before it."""
+        said = []
+        for raw in self.proc.stderr:
+            line = raw.decode()
+            if "attached" in line:
+                return line
+            said.append(line)
+        self.proc.kill()
+        raise RuntimeError(f"probe did not attach: {''.join(said)!r}")
 
     @property
     def err_layout(self) -> bool:
