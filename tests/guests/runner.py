@@ -265,8 +265,7 @@ def run_guest(kernel: Kernel, vmlinuz: str, timeout: float, consoles: Path) -> d
     layout = expected_layout(Path(vmlinuz).name[len("vmlinuz-"):])
     started = time.monotonic()
     result = new_result(name)
-    console_file = open(console, "wb")
-    with console_file:
+    with open(console, "wb") as console_file:
         proc = subprocess.Popen(vng_command(kernel, vmlinuz), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT if console_only else console_file,
                                 stdin=subprocess.DEVNULL, env=env, cwd=REPO,
