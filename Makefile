@@ -32,29 +32,54 @@ test-host: install
 test-xctl: install $(HARNESS)
 	$(VENV)/bin/pytest tests/xctl
 
-test-wheel: wheel build/out/bullseye/.built
+test-wheel: wheel build/out/bullseye/.built build/out/bullseye-arm64/.built
 	$(VENV)/bin/pytest tests/wheel
 
-# Debian 11 (glibc 2.31, Python 3.9), an older userland to run the wheel in.
+# Debian 11 (glibc 2.31, Python 3.9), an older userland to run the wheel in,
+# and the same for arm64, to open the aarch64 wheel's probe in under QEMU.
 build/out/bullseye/.built: | $(VENV)/.wheel-tools
 	bash tests/wheel/make_bullseye.sh build/out/bullseye
 
-# The wheel that ships: one file in dist/, manylinux_2_28 and abi3, libbpf and
-# zlib linked in and libelf bundled (build/vendor.sh builds them with zig's C
-# compiler from Debian's sources), so the node needs none of them.
+build/out/bullseye-arm64/.built: | $(VENV)/.wheel-tools
+	$(APT) --no-install-recommends wheel-arm64
+	bash tests/wheel/make_bullseye.sh build/out/bullseye-arm64 arm64
+
+# The wheels that ship, in dist/: one for x86_64 and one for aarch64, both
+# manylinux_2_28 and abi3, libbpf and zlib linked in and libelf bundled
+# (build/vendor.sh builds them with zig's C compiler from Debian's sources,
+# each architecture in a directory of its own), so the node needs none of
+# them. aarch64's is cross-built here; both carry the same BPF object.
 VENDOR := build/out/vendor
+VENDOR_x86_64 := $(VENDOR)
+VENDOR_aarch64 := $(VENDOR)-aarch64
 wheel: install $(VENV)/.wheel-tools
-	bash build/vendor.sh $(VENDOR) $(VPY)
-	rm -rf build/lib.* build/temp.* build/bdist.* build/out/wheel-raw dist
-	XCTL_PROBE_VENDOR=$(CURDIR)/$(VENDOR)/prefix CC=$(CURDIR)/$(VENDOR)/bin/cc \
-	  LDSHARED="$(CURDIR)/$(VENDOR)/bin/cc -shared" \
-	  $(VPY) -m pip wheel -q --no-build-isolation --no-deps -w build/out/wheel-raw .
+	rm -rf build/lib.* build/temp.* build/bdist.* build/out/wheel-raw build/out/wheel-fixed dist
+	$(call wheel_for,x86_64)
+	$(call wheel_for,aarch64)
+	for wheel in dist/*.whl; do $(VENV)/bin/auditwheel show $$wheel || exit 1; done
+
+# One architecture's wheel. setuptools names it by the platform sysconfig
+# reports, which _PYTHON_HOST_PLATFORM sets (the BPF object's target arch
+# follows it). auditwheel finds libelf where AUDITWHEEL_LD_LIBRARY_PATH says,
+# strips with the first strip on PATH (build/vendor.sh puts one there that
+# knows aarch64), and takes no --plat of another architecture than this
+# machine's: it repairs to the best tag it finds, which must be manylinux_2_28.
+define wheel_for
+	bash build/vendor.sh --arch $(1) $(VENDOR_$(1)) $(VPY)
+	XCTL_PROBE_VENDOR=$(CURDIR)/$(VENDOR_$(1))/prefix CC=$(CURDIR)/$(VENDOR_$(1))/bin/cc \
+	  LDSHARED="$(CURDIR)/$(VENDOR_$(1))/bin/cc -shared" _PYTHON_HOST_PLATFORM=linux-$(1) \
+	  $(VPY) -m pip wheel -q --no-build-isolation --no-deps -w build/out/wheel-raw/$(1) .
 	# In-tree build files of the vendored extension must not reach a later make install.
 	rm -rf build/lib.* build/temp.* build/bdist.*
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" LD_LIBRARY_PATH=$(CURDIR)/$(VENDOR)/prefix/lib \
-	  $(VENV)/bin/auditwheel repair --plat manylinux_2_28_x86_64 --strip -w dist \
-	  build/out/wheel-raw/*.whl
-	$(VENV)/bin/auditwheel show dist/*.whl
+	PATH="$(CURDIR)/$(VENDOR_$(1))/bin:$(CURDIR)/$(VENV)/bin:$$PATH" \
+	  AUDITWHEEL_LD_LIBRARY_PATH=$(CURDIR)/$(VENDOR_$(1))/prefix/lib \
+	  $(VENV)/bin/auditwheel repair --plat auto --strip -w build/out/wheel-fixed/$(1) \
+	  build/out/wheel-raw/$(1)/*.whl
+	@ls build/out/wheel-fixed/$(1)/*-manylinux_2_28_$(1).whl >/dev/null 2>&1 || { echo \
+	  "make: auditwheel made $$(ls build/out/wheel-fixed/$(1)), not a manylinux_2_28_$(1) wheel" >&2; exit 1; }
+	mkdir -p dist
+	mv build/out/wheel-fixed/$(1)/*.whl dist/
+endef
 
 $(VENV)/.wheel-tools: $(VENV)/.deps
 	$(APT) wheel

@@ -38,15 +38,28 @@ static __always_inline int sock_has_ipv6(void)
 
 /*
  * Linux 5.15, "bpf, cgroups: Fix cgroup v2 fallback on v1/v2 mixed mode":
- * sock_cgroup_data lost its packed union (a u64 `val` that was either a
- * pointer or v1 class data) for a plain `struct cgroup *cgroup`. Older
- * kernels report cgroup_id 0 rather than guess at the union.
+ * sock_cgroup_data lost its packed union for a plain `struct cgroup
+ * *cgroup`. Before, its u64 `val` is the cgroup's address, unless its lowest
+ * bit says it holds cgroup v1's net_cls or net_prio data instead; the
+ * kernel's sock_cgroup_ptr() then answers the root, and the socket's cgroup
+ * is unknown here too (0).
  */
+struct sock_cgroup_data___old {
+	__u64 val;
+} __attribute__((preserve_access_index));
+
 static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 {
-	if (!bpf_core_field_exists(struct sock_cgroup_data, cgroup))
+	const struct sock_cgroup_data___old *old;
+	__u64 val;
+
+	if (bpf_core_field_exists(struct sock_cgroup_data, cgroup))
+		return sk->sk_cgrp_data.cgroup->kn->id;
+	old = (const void *)&sk->sk_cgrp_data;
+	val = BPF_CORE_READ(old, val);
+	if (!val || val & 1)
 		return 0;
-	return sk->sk_cgrp_data.cgroup->kn->id;
+	return BPF_CORE_READ((struct cgroup *)val, kn, id);
 }
 
 /*

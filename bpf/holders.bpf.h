@@ -30,9 +30,10 @@ int xp_socket_holders(struct bpf_iter__task_file *ctx)
 	struct file *file = ctx->file;
 	struct xp_holder holder;
 
-	/* bpf_sock_from_file() (Linux 5.11) tells a socket by its file
-	 * operations: an inode number alone could be another filesystem's. */
-	if (!task || !file || !bpf_sock_from_file(file))
+	/* A socket's file is on sockfs, and nothing else is: an inode number
+	 * alone could be another file system's (a socket bound to a path and
+	 * opened with O_PATH has a socket's mode there). */
+	if (!task || !file || file->f_inode->i_sb->s_magic != SOCKFS_MAGIC)
 		return 0;
 	holder.ino = file->f_inode->i_ino;
 	if (!bpf_map_lookup_elem(&wanted_inodes, &holder.ino))

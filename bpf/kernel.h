@@ -38,6 +38,9 @@
 #define TCPHDR_SYN 0x02
 #define TCPHDR_ACK 0x10
 
+/* include/uapi/linux/magic.h: the file system of every socket's file. */
+#define SOCKFS_MAGIC 0x534F434B
+
 /* include/linux/sched.h: task_struct.flags of a kernel thread. */
 #define PF_KTHREAD 0x00200000
 
@@ -76,8 +79,13 @@ struct sock_common {
 	struct in6_addr skc_v6_rcv_saddr;
 };
 
+struct super_block {
+	unsigned long s_magic;
+};
+
 struct inode {
 	unsigned long i_ino;
+	struct super_block *i_sb;
 };
 
 struct file {
@@ -133,6 +141,10 @@ struct tcp_sock {
 struct request_sock {
 	struct sock_common __req_common;
 	__u8 num_retrans;
+};
+
+struct tcp_request_sock {
+	__u64 snt_synack;
 };
 
 struct net_device {

@@ -16,54 +16,25 @@
 #include "record.h"
 #include "ring.bpf.h"
 #include "holders.bpf.h"
+#include "sock_state.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * What the probe knows of each socket, kept with the socket itself
- * (socket-local storage): it is freed with the socket, so nothing outlives
- * it or passes to a later socket at the same address, and it needs no bound.
+ * The layout the object was built with, in its BTF, where
+ * tests/unit/test_layout.py and bpftool read it: the argument of a global
+ * function that no program calls, so libbpf never loads it. Every function
+ * the programs do call is inlined: Linux 5.10 (Debian's 5.10.223) panics
+ * when a read through a kernel pointer faults (a closed socket's NULL
+ * sk_socket) in a program that has subprograms, searching an exception table
+ * the JIT left empty.
  */
-struct xp_sock_state {
-	/* total_retrans at the socket's last record that reached the ring, or
-	 * at its birth: user space counts a record's segments as the rise since. */
-	__u32 reported;
-	/* Who connected or closed it, for xp_record.owner_tgid and owner_comm. */
-	__u32 owner_tgid;
-	char owner_comm[16];
-	__u8 flags;	/* enum xp_sock_flag */
-};
+__u64 xp_record_layout(const struct xp_record *r)
+{
+	return r->ts_ns;
+}
 
-enum xp_sock_flag {
-	/* It gave a record: it owes user space a close record. */
-	XP_S_RECORDED = 1,
-	/* Born from a listener, baseline not yet taken. Its counter starts at
-	 * the handshake's SYN-ACK retransmissions, which their own records
-	 * already reported, and tcp_create_openreq_child() copies them in only
-	 * after the state change: the baseline is taken when the handshake
-	 * completes. If that run was skipped, the socket has no history (its
-	 * first record counts its own segments): never counted twice. A Fast
-	 * Open child is the exception: born on the SYN, before any SYN-ACK
-	 * retransmission, its baseline of 0 is right while it is one. */
-	XP_S_BASE_AT_ESTABLISHED = 2,
-	/* Made at close() to remember the owner, for a socket older than the
-	 * probe: no baseline, its first record counts its own segments. */
-	XP_S_NO_BASE = 4,
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct xp_sock_state);
-} sock_state SEC(".maps");
-
-/*
- * Not inlined on purpose: as a function of its own it puts struct xp_record
- * into the object's BTF, where tests/unit/test_layout.py and bpftool read the
- * layout the object was built with.
- */
-static __noinline void fill_flow(struct xp_record *r, const struct sock_common *skc)
+static __always_inline void fill_flow(struct xp_record *r, const struct sock_common *skc)
 {
 	r->ts_ns = bpf_ktime_get_ns();
 	r->tgid = bpf_get_current_pid_tgid() >> 32;
@@ -87,9 +58,22 @@ static __noinline void fill_flow(struct xp_record *r, const struct sock_common *
 	}
 }
 
+/*
+ * The inode of the socket's file; 0 once close() took the file (sock_orphan)
+ * and before accept() gave one. A read through either NULL would fault, and a
+ * fault costs the kernel a search of its exception tables (tens of
+ * microseconds under emulation, where tcp_destroy_sock meets a closed socket
+ * every time).
+ */
 static __always_inline __u64 sock_ino(const struct sock *sk)
 {
-	return sk->sk_socket->file->f_inode->i_ino;
+	const struct socket *sock = sk->sk_socket;
+	const struct file *file;
+
+	if (!sock)
+		return 0;
+	file = sock->file;
+	return file ? file->f_inode->i_ino : 0;
 }
 
 /* What a socket record says about the socket itself, beyond its flow. */
@@ -98,7 +82,6 @@ static __always_inline void fill_sock(struct xp_record *r, const struct sock *sk
 {
 	const struct inet_connection_sock *icsk = (const void *)tp;
 
-	r->cookie = bpf_get_socket_cookie((void *)sk);
 	r->ino = sock_ino(sk);
 	r->cgroup_id = sock_cgroup_id(sk);
 	r->retrans = tp->total_retrans;
@@ -115,7 +98,7 @@ static __always_inline void fill_sock(struct xp_record *r, const struct sock *sk
 	r->ack_age = (__u32)bpf_jiffies64() - tp->rcv_tstamp;
 }
 
-/* The owner the socket's storage remembers, or none. */
+/* The owner the socket's state remembers, or none. */
 static __always_inline void fill_owner(struct xp_record *r, const struct xp_sock_state *st)
 {
 	if (st) {
@@ -145,11 +128,11 @@ static __always_inline int is_fastopen_child(const struct sock *sk, const struct
 static __always_inline struct xp_sock_state *with_history(struct xp_record *r, struct sock *sk,
 							  const struct tcp_sock *tp)
 {
-	struct xp_sock_state *st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+	struct xp_sock_state *st = sock_state_get(sk);
 
 	r->prev_retrans = 0;
 	if (!st)
-		return bpf_sk_storage_get(&sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		return sock_state_make(sk);
 	if (st->flags & XP_S_NO_BASE)
 		return st;
 	if (!(st->flags & XP_S_BASE_AT_ESTABLISHED) || is_fastopen_child(sk, tp)) {
@@ -189,6 +172,7 @@ static __always_inline int on_retransmit(struct sock *sk, const struct sk_buff *
 	r->err = err;
 	r->source = XP_SRC_RETRANSMIT;
 	st = with_history(r, sk, tp);
+	r->cookie = sock_id(sk, st);
 	fill_owner(r, st);
 	retrans = r->retrans;
 	submit_record(r);
@@ -232,9 +216,10 @@ int BPF_PROG(xp_tcp_retransmit_synack, struct sock *sk, const struct request_soc
 	if (is_fastopen_child(sk, tp)) {
 		fill_sock(r, sk, tp);
 		st = with_history(r, sk, tp);
+		r->cookie = sock_id(sk, st);
+		fill_owner(r, st);
 	} else {
 		before = req->num_retrans;
-		r->cookie = bpf_get_socket_cookie((void *)req);
 		/* The listener's inode and cgroup: its process owns the handshake. */
 		r->ino = sock_ino(sk);
 		r->cgroup_id = sock_cgroup_id(sk);
@@ -248,8 +233,9 @@ int BPF_PROG(xp_tcp_retransmit_synack, struct sock *sk, const struct request_soc
 		r->rto = 0;
 		r->backoff = 0;
 		r->ack_age = 0;
+		r->cookie = request_id(req, r);
+		fill_owner(r, 0);
 	}
-	fill_owner(r, st);
 	retrans = r->retrans;
 	submit_record(r);
 	reported(st, retrans);
@@ -263,9 +249,9 @@ int BPF_PROG(xp_tcp_retransmit_synack, struct sock *sk, const struct request_soc
  */
 static __always_inline void remember_owner(struct xp_sock_state *st)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = (void *)bpf_get_current_task();
 
-	if (task->flags & PF_KTHREAD)
+	if (BPF_CORE_READ(task, flags) & PF_KTHREAD)
 		return;
 	st->owner_tgid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(st->owner_comm, sizeof(st->owner_comm));
@@ -295,6 +281,7 @@ static __always_inline void report_owner(struct sock *sk, const struct tcp_sock 
 	r->source = XP_SRC_OWNER;
 	r->prev_retrans = r->retrans;
 	r->flags |= XP_F_HISTORY;
+	r->cookie = sock_id(sk, st);
 	fill_owner(r, st);
 	submit_record(r);
 }
@@ -327,7 +314,7 @@ int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate
 	if (!tp)
 		return 0;
 	if (newstate == TCP_SYN_SENT || (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN)) {
-		st = bpf_sk_storage_get(&sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		st = newstate == TCP_SYN_SENT ? sock_state_make(sk) : sock_state_new(sk);
 		if (!st)
 			return 0;
 		/* connect() again after a failed attempt: tcp_disconnect() has
@@ -337,9 +324,9 @@ int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate
 		if (newstate == TCP_SYN_SENT)
 			remember_owner(st);
 	} else if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
-		st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+		st = sock_state_get(sk);
 		if (!st) {
-			st = bpf_sk_storage_get(&sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			st = sock_state_make(sk);
 			if (!st)
 				return 0;
 			st->flags = XP_S_NO_BASE;
@@ -349,7 +336,7 @@ int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate
 		if (!named && st->owner_tgid && st->flags & XP_S_RECORDED)
 			report_owner(sk, tp, st);
 	} else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV) {
-		st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+		st = sock_state_get(sk);
 		if (st && st->flags == XP_S_BASE_AT_ESTABLISHED) {
 			st->reported = tp->total_retrans;
 			st->flags = 0;
@@ -364,20 +351,19 @@ int BPF_PROG(xp_inet_sock_set_state, struct sock *sk, int oldstate, int newstate
  * the ring full), and for a socket that gave records, the signal for user
  * space to forget the flow.
  */
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(xp_tcp_destroy_sock, struct sock *sk)
+static __always_inline void report_close(struct sock *sk)
 {
 	const struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-	struct xp_sock_state *st = bpf_sk_storage_get(&sock_state, sk, 0, 0);
+	struct xp_sock_state *st = sock_state_get(sk);
 	struct xp_record *r;
 
 	if (!tp || !st || st->flags & (XP_S_BASE_AT_ESTABLISHED | XP_S_NO_BASE))
-		return 0;
+		return;
 	if (!(st->flags & XP_S_RECORDED) && tp->total_retrans == st->reported)
-		return 0;
+		return;
 	r = reserve_record();
 	if (!r)
-		return 0;
+		return;
 	fill_flow(r, &sk->__sk_common);
 	fill_sock(r, sk, tp);
 	r->skb_segs = 0;
@@ -386,8 +372,16 @@ int BPF_PROG(xp_tcp_destroy_sock, struct sock *sk)
 	r->source = XP_SRC_CLOSE;
 	r->prev_retrans = st->reported;
 	r->flags |= XP_F_HISTORY;
+	r->cookie = sock_id(sk, st);
 	fill_owner(r, st);
 	submit_record(r);
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(xp_tcp_destroy_sock, struct sock *sk)
+{
+	report_close(sk);
+	sock_state_forget(sk);
 	return 0;
 }
 

@@ -53,7 +53,9 @@ enum xp_flag {
 struct xp_record {
 	__u64 ts_ns;		/* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
 	__u64 cookie;		/* socket cookie: names one socket for the kernel's uptime, never
-				 * reused, so per-flow state keyed by it cannot leak into another flow */
+				 * reused, so per-flow state keyed by it cannot leak into another flow;
+				 * before Linux 5.12 an id of the probe's own, top bit set
+				 * (bpf/sock_state.bpf.h) */
 	__u64 ino;		/* inode of the socket's file (the listener's for a SYN-ACK), 0 if none */
 	__u64 cgroup_id;	/* cgroup v2 id of the socket (of its creator), 0 if unknown */
 	__u32 netns;		/* inode of the socket's network namespace */
@@ -173,3 +175,6 @@ struct xp_holder {
 
 /* Socket inodes one pass of the iterator can be asked about. */
 #define XP_HOLDERS_WANTED 4096
+
+/* Sockets whose state a kernel before 5.12 holds in a hash (bpf/sock_state.bpf.h). */
+#define XP_SOCK_STATES 65536

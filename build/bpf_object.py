@@ -7,9 +7,9 @@ libbpf relocates it against their kernel's BTF when it loads.
 """
 
 import os
-import platform
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,9 +38,12 @@ def compile_objects(out_dir: Path) -> None:
 
 def compile_object(source: Path, out: Path) -> None:
     clang = os.environ.get("CLANG", "clang")
-    arch = TARGET_ARCH.get(platform.machine())
+    # The build's target: a cross build names it in _PYTHON_HOST_PLATFORM,
+    # which sysconfig honours ("linux-aarch64").
+    machine = sysconfig.get_platform().split("-", 1)[-1]
+    arch = TARGET_ARCH.get(machine)
     if arch is None:
-        raise SystemExit(f"bpf_object: no BPF target arch known for {platform.machine()}")
+        raise SystemExit(f"bpf_object: no BPF target arch known for {machine}")
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [clang, "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",

@@ -9,6 +9,7 @@ instead of paying a Python call per record.
 """
 
 import os
+import sysconfig
 from pathlib import Path
 
 import cffi
@@ -598,15 +599,19 @@ def _linking() -> dict:
     build, ``make install``), or, for the wheel, the archives build/vendor.sh
     made (XCTL_PROBE_VENDOR names its prefix): libbpf and zlib linked in,
     libelf left shared for auditwheel to bundle, and nothing exported but
-    the module's init function."""
+    the module's init function. A prefix built for another architecture
+    also holds that architecture's Python headers, which go ahead of the
+    build interpreter's own (its pyconfig.h describes this machine)."""
     vendor = os.environ.get("XCTL_PROBE_VENDOR")
     if not vendor:
         return {"libraries": ["bpf"], "include_dirs": [], "extra_objects": [],
                 "library_dirs": [], "extra_link_args": []}
     prefix = Path(vendor)
+    python_headers = prefix / "include" / f"python{sysconfig.get_python_version()}"
     return {
         "libraries": ["elf"],
-        "include_dirs": [str(prefix / "include")],
+        "include_dirs": [str(prefix / "include"),
+                         *([str(python_headers)] if python_headers.is_dir() else [])],
         "extra_objects": [str(prefix / "lib" / "libbpf.a"), str(prefix / "lib" / "libz.a")],
         "library_dirs": [str(prefix / "lib")],
         "extra_link_args": [f"-Wl,--version-script={ROOT / 'build' / 'exports.map'}"],

@@ -91,14 +91,18 @@ def test_sigint_also_exits_cleanly(foreign_python3):
 
 
 def _wait_for_binding(pid: int, timeout: float = 10.0) -> None:
-    """Until the process has mapped the libbpf binding: the probe's own code
+    """Until the probe has mapped the libbpf binding: the probe's own code
     is running, its signal handling is in place, and the load is about to
     start. (Before that it is the interpreter starting up, whose own reaction
-    to a signal is not ours to test.)"""
+    to a signal is not ours to test.) Not before the probe's script runs in
+    it: until it execs, the child is a copy of this test's process, which
+    may have mapped the binding itself."""
     deadline = time.monotonic() + patient(timeout)
     while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            running_probe = os.fsencode(PROBE) in cmdline.read().split(b"\0")
         with open(f"/proc/{pid}/maps") as maps:
-            if "_libbpf" in maps.read():
+            if running_probe and "_libbpf" in maps.read():
                 return
         # Not faster: each read of maps holds the process's memory map lock,
         # which its start-up (imports, mmap) needs; a slow guest starved on it.

@@ -55,6 +55,8 @@ def _compile(tmp_path, name, programs):
     source = tmp_path / f"{name}.bpf.c"
     source.write_text(
         '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n#include "record.h"\n'
+        # The socket state's constant and maps, which the loader sets up too.
+        '#include "sock_state.bpf.h"\n'
         'char LICENSE[] SEC("license") = "GPL";\n'
         "struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); }"
         ' records SEC(".maps");\n'

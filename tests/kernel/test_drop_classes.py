@@ -132,8 +132,11 @@ def test_frees_at_teardown_are_no_loss():
         aborted = ns.counters()["TcpExtTCPAbortOnData"] - before.get("TcpExtTCPAbortOnData", 0)
         default, everything = probes.stop(port, ns.inode)
         shown = no_loss_lines(default, everything, ("QUEUE_PURGE", "TCP_ABORT_ON_DATA"), codes)
-        assert len([line for line in shown if line["reason"] == "TCP_ABORT_ON_DATA"]) == \
-            aborted == count
+        assert aborted == count
+        # Each abort a line, but for a run of the drop program the kernel
+        # skipped (the probe counts it lost): none, most of the time.
+        abort_lines = len([line for line in shown if line["reason"] == "TCP_ABORT_ON_DATA"])
+        assert abort_lines <= aborted <= abort_lines + everything.skipped
         assert len([line for line in shown if line["reason"] == "QUEUE_PURGE"]) >= count
     finally:
         if probes is not None:

@@ -57,16 +57,17 @@ class ProbeProcess:
                 self._arrived.notify_all()
 
     def _wait_attached(self) -> str:
-        """The "attached" line; a kernel that cannot give everything (drops
-        before 5.17) has the probe say so in a line before it."""
+        """The start-up line, after the notices that may come before it (a
+        kernel without drop reasons says so first)."""
         said = []
-        for raw in self.proc.stderr:
-            line = raw.decode()
+        while True:
+            line = self.proc.stderr.readline().decode()
+            said.append(line)
             if "attached" in line:
                 return line
-            said.append(line)
-        self.proc.kill()
-        raise RuntimeError(f"probe did not attach: {''.join(said)!r}")
+            if not line or ": error:" in line:
+                self.proc.kill()
+                raise RuntimeError(f"probe did not attach: {said!r} {self.proc.stderr.read()!r}")
 
     @property
     def err_layout(self) -> bool:

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from xctl_probe.kernel.libbpf_log import LoadLog
+from xctl_probe.kernel.libbpf_log import LoadLog, unknown_helper
 from xctl_probe.kernel.verifier_log import NOTHING, TAIL_LINES, keep
 
 LOG = "".join(f"{n}: (b7) r{n % 10} = {n}\n" for n in range(20)) + (
@@ -74,3 +74,18 @@ def test_a_program_name_cannot_lead_out_of_the_directory(temp_dir):
 
 def test_no_log_nothing_said():
     assert keep(None) == NOTHING
+
+
+def test_the_helper_a_kernel_does_not_offer_is_named():
+    """What sends the loader to the older kernels' socket state
+    (kernel/sock_helpers.py): the helper the verifier refused, from its
+    last words, and nothing for any other refusal."""
+    refused = ("0: R1=ctx(off=0,imm=0) R10=fp0\n0: (79) r6 = *(u64 *)(r1 +0)\n"
+               "...\n41: (85) call bpf_get_socket_cookie#46\n"
+               "unknown func bpf_get_socket_cookie#46\n"
+               "processed 41 insns (limit 1000000) max_states_per_insn 0 total_states 3\n")
+    assert unknown_helper(LoadLog("xp_tcp_retransmit_skb", refused)) == "bpf_get_socket_cookie"
+    assert unknown_helper(LoadLog("xp_rejected", LOG)) is None
+    assert unknown_helper(None) is None
+    # The helper's name in a line of code the verifier printed is no refusal.
+    assert unknown_helper(LoadLog("xp_x", "12: (85) call bpf_sk_storage_get#107\n" + LOG)) is None

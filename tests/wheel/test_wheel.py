@@ -1,12 +1,16 @@
-"""The wheel that ships (make wheel), judged as a node would meet it:
-installed into a fresh venv, then run as xctl runs it, ``python3 PATH`` with
-the system's python3, in a private mount namespace where libbpf, libelf, the
-compilers and /usr/include are hidden. Run by make test-wheel, after the
-wheel is built."""
+"""The wheels that ship (make wheel), one for x86_64 and one for aarch64,
+judged as a node would meet them: each read as a node's pip and loader would,
+and this machine's installed into a fresh venv, then run as xctl runs it,
+``python3 PATH`` with the system's python3, in a private mount namespace
+where libbpf, libelf, the compilers and /usr/include are hidden. Run by make
+test-wheel, after the wheels are built."""
 
 import glob
+import hashlib
+import io
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -14,6 +18,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
 
 from lab.accounting import check_segs
 from lab.marks import requires_root
@@ -23,7 +30,10 @@ pytestmark = [requires_root, pytest.mark.wheel]
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
-TAG = "cp39-abi3-manylinux_2_28_x86_64"
+# Each architecture's wheel, the ELF machine of its binaries and the
+# directory build/vendor.sh built its libraries in.
+ARCHS = {"x86_64": ("EM_X86_64", "vendor"), "aarch64": ("EM_AARCH64", "vendor-aarch64")}
+HOST = platform.machine()
 HIDDEN_FILES = ["/usr/lib/*/libbpf.so*", "/usr/lib/*/libelf.so*", "/usr/lib/*/libelf-*.so",
                 "/usr/lib/*/libbpf.a", "/usr/lib/*/libelf.a", "/usr/bin/gcc*", "/usr/bin/cc",
                 "/usr/bin/c++", "/usr/bin/g++*", "/usr/bin/clang*", "/usr/bin/*-linux-gnu-gcc*",
@@ -31,11 +41,30 @@ HIDDEN_FILES = ["/usr/lib/*/libbpf.so*", "/usr/lib/*/libelf.so*", "/usr/lib/*/li
 HIDDEN_DIRS = ["/usr/include", "/usr/lib/gcc", "/usr/lib/llvm-*", "/usr/libexec/gcc"]
 
 
+def tag(arch):
+    return f"cp39-abi3-manylinux_2_28_{arch}"
+
+
+def platforms(arch):
+    """pip's --platform options for a node of that architecture."""
+    return [option for plat in (f"manylinux_2_28_{arch}", f"manylinux_2_17_{arch}",
+                                f"manylinux2014_{arch}") for option in ("--platform", plat)]
+
+
 @pytest.fixture(scope="module")
-def wheel():
-    wheels = glob.glob(str(ROOT / "dist" / "*.whl"))
-    assert len(wheels) == 1, f"one wheel in dist/, found {wheels}: run make wheel"
-    return Path(wheels[0])
+def wheels():
+    found = sorted(glob.glob(str(ROOT / "dist" / "*.whl")))
+    by_arch = {arch: [Path(w) for w in found if w.endswith(f"-{tag(arch)}.whl")]
+               for arch in ARCHS}
+    assert len(found) == len(ARCHS) and all(len(w) == 1 for w in by_arch.values()), (
+        f"one wheel for each of {list(ARCHS)} in dist/, found {found}: run make wheel")
+    return {arch: w[0] for arch, w in by_arch.items()}
+
+
+@pytest.fixture(scope="module")
+def wheel(wheels):
+    """The wheel of this machine's architecture, the one run here."""
+    return wheels[HOST]
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +90,12 @@ def hidden(cmd):
             script + 'exec "$@"', "sh", *cmd]
 
 
-def test_the_wheel_is_manylinux_2_28_abi3_and_carries_what_it_needs(wheel):
-    assert wheel.name.endswith(f"-{TAG}.whl"), wheel.name
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_wheel_is_manylinux_2_28_abi3_and_carries_what_it_needs(wheels, arch):
+    wheel = wheels[arch]
     show = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)],
                           capture_output=True, text=True, check=True).stdout
-    assert 'consistent with the following platform tag: "manylinux_2_28_x86_64"' in " ".join(
+    assert f'consistent with the following platform tag: "manylinux_2_28_{arch}"' in " ".join(
         show.split())
     names = subprocess.run([sys.executable, "-m", "zipfile", "-l", str(wheel)],
                            capture_output=True, text=True, check=True).stdout
@@ -74,12 +104,80 @@ def test_the_wheel_is_manylinux_2_28_abi3_and_carries_what_it_needs(wheel):
     assert "xctl_probe_ebpf.libs/libelf-" in names
 
 
-def test_the_wheel_names_the_library_versions_it_was_built_with(wheel):
+def vendored(wheel) -> str:
     with zipfile.ZipFile(wheel) as archive:
-        vendored = archive.read("xctl_probe/VENDORED").decode()
-    assert vendored == (ROOT / "build" / "out" / "vendor" / "prefix" / "VERSIONS").read_text()
-    names = [line.split()[0] for line in vendored.splitlines()]
-    assert names == ["zlib", "elfutils", "libbpf", "zig", "target"], vendored
+        return archive.read("xctl_probe/VENDORED").decode()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_wheel_names_the_library_versions_it_was_built_with(wheels, arch):
+    built = vendored(wheels[arch])
+    assert built == (ROOT / "build" / "out" / ARCHS[arch][1] / "prefix" / "VERSIONS").read_text()
+    names = [line.split()[0] for line in built.splitlines()]
+    assert names == ["zlib", "elfutils", "libbpf", "zig", "target"], built
+    assert built.splitlines()[-1] == f"target {arch}-linux-gnu.2.28", built
+
+
+def test_both_wheels_are_built_from_the_same_sources_and_carry_their_licences(wheels):
+    """The versions differ in their target only, and each wheel carries the
+    licences of the sources its own libraries were built from (pyproject.toml
+    takes them from the x86_64 build for both)."""
+    lines = {arch: vendored(wheel).splitlines() for arch, wheel in wheels.items()}
+    assert lines["x86_64"][:-1] == lines["aarch64"][:-1], lines
+    for arch, wheel in wheels.items():
+        built = ROOT / "build" / "out" / ARCHS[arch][1] / "prefix" / "licenses"
+        expected = {p.name: p.read_bytes() for p in built.iterdir()}
+        with zipfile.ZipFile(wheel) as archive:
+            carried = {Path(n).name: archive.read(n) for n in archive.namelist()
+                       if ".dist-info/" in n and Path(n).name in expected}
+        assert expected and carried == expected, (arch, sorted(carried), sorted(expected))
+
+
+def test_both_wheels_carry_the_same_bpf_objects(wheels):
+    """Each wheel's objects were compiled for its own target arch
+    (build/bpf_object.py follows the build's platform): the same bytes in
+    both mean the probe has nothing arch-bound in it, and one object serves
+    both, as it loads on an arm64 kernel."""
+    for name in ("probe.bpf.o", "bench.bpf.o"):
+        digests = {}
+        for arch, wheel in wheels.items():
+            with zipfile.ZipFile(wheel) as archive:
+                data = archive.read(f"xctl_probe/{name}")
+            assert ELFFile(io.BytesIO(data)).header.e_machine == "EM_BPF", (arch, name)
+            digests[arch] = hashlib.sha256(data).hexdigest()
+        print(name, digests)
+        assert len(set(digests.values())) == 1, (name, digests)
+
+
+def glibc_versions(elf) -> set:
+    section = next(s for s in elf.iter_sections() if isinstance(s, GNUVerNeedSection))
+    return {aux.name for need, auxes in section.iter_versions() for aux in auxes
+            if aux.name.startswith("GLIBC_")}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_its_binaries_are_of_its_architecture_and_need_glibc_2_28_at_most(wheels, arch):
+    """Read as a node's loader would: the extension and its libelf are built
+    for the wheel's machine, ask glibc for nothing after 2.28, the extension
+    needs only glibc and the libelf beside it, and exports its init alone."""
+    with zipfile.ZipFile(wheels[arch]) as archive:
+        binaries = {n: archive.read(n) for n in archive.namelist() if ".so" in Path(n).name}
+    assert sorted(Path(n).parent.name for n in binaries) == ["xctl_probe",
+                                                             "xctl_probe_ebpf.libs"], binaries
+    for name, data in binaries.items():
+        elf = ELFFile(io.BytesIO(data))
+        assert elf.header.e_machine == ARCHS[arch][0], (name, elf.header.e_machine)
+        newest = max(tuple(map(int, v[len("GLIBC_"):].split("."))) for v in glibc_versions(elf))
+        assert newest <= (2, 28), (name, newest)
+    extension = ELFFile(io.BytesIO(binaries["xctl_probe/_libbpf.abi3.so"]))
+    dynamic = extension.get_section_by_name(".dynamic")
+    assert isinstance(dynamic, DynamicSection)
+    needed = sorted(t.needed for t in dynamic.iter_tags() if t.entry.d_tag == "DT_NEEDED")
+    [libelf] = [n for n in binaries if n.startswith("xctl_probe_ebpf.libs/")]
+    assert needed == sorted([Path(libelf).name, "libc.so.6", "libpthread.so.0"]), needed
+    exported = {s.name for s in extension.get_section_by_name(".dynsym").iter_symbols()
+                if s["st_info"]["bind"] == "STB_GLOBAL" and s["st_shndx"] != "SHN_UNDEF"}
+    assert exported == {"PyInit__libbpf"}, exported
 
 
 def test_the_extension_needs_only_glibc_and_its_own_libelf(wheel_venv):
@@ -99,15 +197,14 @@ def test_nothing_to_build_with_in_the_namespace():
     assert out[0] == "0" and out[1] != "gcc=0" and out[2] == "0", out
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("version", ["3.9", "3.14"])
-def test_its_dependencies_resolve_for_python(wheel, version, tmp_path):
+def test_its_dependencies_resolve_for_python(wheels, arch, version, tmp_path):
     report = tmp_path / "report.json"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed",
          "--report", str(report), "--target", str(tmp_path / "t"), "--python-version", version,
-         "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
-         "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
-         str(wheel)], check=True)
+         "--only-binary=:all:", *platforms(arch), str(wheels[arch])], check=True)
     installed = {item["metadata"]["name"].lower()
                  for item in json.loads(report.read_text())["install"]}
     assert {"xctl-probe-ebpf", "cffi", "msgspec", "typer"} <= installed, installed
@@ -151,9 +248,8 @@ def bullseye(wheel):
     subprocess.run(["rm", "-rf", str(target)], check=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--target", str(target),
-         "--python-version", "3.9", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
-         "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
-         str(wheel)], check=True)
+         "--python-version", "3.9", "--only-binary=:all:", *platforms(HOST), str(wheel)],
+        check=True)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
             f"mount --rbind /proc '{BULLSEYE}/proc' && mount --rbind /sys '{BULLSEYE}/sys' && "
             f"exec chroot '{BULLSEYE}' env PYTHONPATH=/opt/xpt \"$@\"", "sh"]
@@ -175,3 +271,55 @@ def test_from_the_wheel_on_python_39_and_glibc_231(bullseye):
         "prefix": bullseye, "interpreter": "python3",
         "script": Path("/opt/xpt/bin/xctl-probe-ebpf")})
     assert_exact_and_owned(run, "Python 3.9, glibc 2.31")
+
+
+BULLSEYE_ARM64 = ROOT / "build" / "out" / "bullseye-arm64"
+# The probe's object opened by the wheel's own libbpf and libelf (parsed, not
+# loaded: QEMU's user mode passes no bpf() calls), with what it ran on.
+OPEN_THE_PROBE = """
+import json, platform
+from pathlib import Path
+import xctl_probe
+from xctl_probe._libbpf import ffi, lib
+path = str(Path(xctl_probe.__file__).parent / "probe.bpf.o").encode()
+obj = lib.bpf_object__open_file(path, ffi.NULL)
+assert obj != ffi.NULL, "bpf_object__open_file failed"
+sections, prog = [], lib.bpf_object__next_program(obj, ffi.NULL)
+while prog != ffi.NULL:
+    sections.append(ffi.string(lib.bpf_program__section_name(prog)).decode())
+    prog = lib.bpf_object__next_program(obj, prog)
+lib.bpf_object__close(obj)
+print(json.dumps({"machine": platform.machine(), "libc": platform.libc_ver()[1],
+                  "python": platform.python_version(), "sections": sections}))
+"""
+
+
+def test_the_aarch64_wheel_opens_the_probe_on_python_39_and_glibc_231_of_arm64(wheels,
+                                                                              wheel_venv):
+    """Debian 11 for arm64 (make test-wheel makes it) with the aarch64 wheel
+    and its dependencies as pip picks them for Python 3.9, run under
+    qemu-aarch64-static, reads the same programs from the object as this
+    machine's wheel does here."""
+    assert (BULLSEYE_ARM64 / ".built").is_file(), "run make test-wheel, which makes it"
+    target = BULLSEYE_ARM64 / "opt" / "xpt"
+    subprocess.run(["rm", "-rf", str(target)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--target", str(target),
+         "--python-version", "3.9", "--only-binary=:all:", *platforms("aarch64"),
+         str(wheels["aarch64"])], check=True)
+    arm64 = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"mount --rbind /proc '{BULLSEYE_ARM64}/proc' && "
+         f"mount --rbind /sys '{BULLSEYE_ARM64}/sys' && exec chroot '{BULLSEYE_ARM64}' "
+         "/usr/bin/qemu-aarch64-static /usr/bin/python3 -c \"$0\"", OPEN_THE_PROBE],
+        env={**os.environ, "PYTHONPATH": "/opt/xpt"}, cwd="/", capture_output=True, text=True)
+    assert arm64.returncode == 0, arm64.stderr
+    # Away from the checkout, whose xctl_probe would come first.
+    here = subprocess.run([str(wheel_venv / "bin" / "python"), "-c", OPEN_THE_PROBE], cwd="/",
+                          capture_output=True, text=True)
+    assert here.returncode == 0, here.stderr
+    found, expected = json.loads(arm64.stdout), json.loads(here.stdout)
+    print(found)
+    assert (found["machine"], found["libc"], found["python"][:4]) == ("aarch64", "2.31", "3.9."), found
+    assert found["sections"] == expected["sections"] and "tp_btf/tcp_retransmit_skb" in found[
+        "sections"], (found, expected)

@@ -75,6 +75,7 @@ def _hooks(object_path: Path, drops: Optional[DropPolicy]) -> Tuple[List[Finding
             found = [Finding("ok", "hook", f"{hook} loads and attaches")
                      for hook in probe.hooks]
             found.append(Finding("ok", "layout", probe.layout))
+            found.append(Finding("ok", "sockets", probe.sockets))
             found.append(
                 Finding("ok", "hz", f"HZ {probe.hz}, from the {probe.hz_source}") if probe.hz
                 else Finding("warn", "hz", "HZ cannot be told (no kernel config on the node, "

@@ -37,6 +37,7 @@ def describe(object_path: Path) -> bytes:
                 "description": probe.layout,
             },
             "hooks": probe.hooks,
+            "sockets": {"helpers": probe.sock_helpers, "description": probe.sockets},
             "schema": msgspec.json.schema(TransportDrop),
         }
     return msgspec.json.format(msgspec.json.encode(document), indent=2)

@@ -52,6 +52,7 @@ def run(stop, object_path: Path, ring_kib: int, drops: Optional[str], window: fl
               else "HZ unknown: rto_ms and stalled_ms left out")
         say(
             f"attached to {len(probe.attached)} tracepoints in "
-            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}"
+            f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}; "
+            f"{probe.sockets}"
         )
         return stream.run(duration)

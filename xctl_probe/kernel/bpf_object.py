@@ -10,7 +10,7 @@ kernel with BTF.
 import errno
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import FrozenSet, Iterator, Optional
 
 from ..errors import BadInstall, KernelUnsupported, NoPrivilege, ProbeError
 from . import libbpf_log, verifier_log
@@ -88,14 +88,28 @@ class BpfObject:
         """Keeps the program ``name`` from being loaded (and so attached)."""
         lib.bpf_program__set_autoload(self.program(name), False)
 
-    def load(self) -> None:
+    def load(self, tolerated: FrozenSet[str] = frozenset()) -> Optional[str]:
+        """None once loaded; the helper of ``tolerated`` the kernel refused a
+        program for, if it did, which the caller can do without (nothing is
+        loaded then). Any other failure raises."""
         libbpf_log.reset()
         err = -lib.bpf_object__load(self._obj)
         if err:
             # libbpf loads without a verifier's log (it costs the kernel time),
             # and a program the kernel refuses again with one: no cost unless it fails.
-            kept = verifier_log.keep(libbpf_log.load_log())
-            raise _load_failure(err, libbpf_log.says(), kept)
+            log = libbpf_log.load_log()
+            helper = libbpf_log.unknown_helper(log)
+            if helper in tolerated:
+                return helper
+            raise _load_failure(err, libbpf_log.says(), verifier_log.keep(log))
+        return None
+
+    def shrink_map(self, name: str, entries: int) -> None:
+        """Fewer entries for a map the programs will not use on this kernel."""
+        err = -lib.bpf_map__set_max_entries(self.map(name), entries)
+        if err:
+            raise BadInstall(f"cannot resize the BPF object's map {name}: {os.strerror(err)}; "
+                             "reinstall the package")
 
     def close(self) -> None:
         if self._obj != ffi.NULL:
@@ -112,6 +126,6 @@ def _load_failure(err: int, says: str, kept: verifier_log.Kept) -> ProbeError:
     if err == errno.ESRCH:
         return KernelUnsupported(
             f"this kernel lacks a tracepoint the probe attaches to{says}; "
-            f"it needs Linux 5.12 or later with BTF{kept.said}", kept.tail)
+            f"it needs Linux 5.10 or later with BTF{kept.said}", kept.tail)
     return KernelUnsupported(
         f"the kernel rejected the BPF object: {os.strerror(err)}{says}{kept.said}", kept.tail)

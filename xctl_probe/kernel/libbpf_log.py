@@ -15,6 +15,9 @@ PREFIX = "libbpf: "
 # How libbpf (1.0 and later) passes on the log of the load it retried with one.
 LOAD_LOG = re.compile(r"prog '([^']+)': -- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --",
                       re.DOTALL)
+# The verifier's words for a helper the program's type may not call
+# (check_helper_call: "unknown func %s#%d", the same from 5.10 to 6.18).
+UNKNOWN_HELPER = re.compile(r"^unknown func (\w+)#\d+$", re.MULTILINE)
 
 
 class LoadLog(NamedTuple):
@@ -41,3 +44,10 @@ def load_log() -> Optional[LoadLog]:
     """The verifier's log libbpf passed on since the last reset, if it did."""
     found = LOAD_LOG.search(_said())
     return LoadLog(found.group(1), found.group(2)) if found else None
+
+
+def unknown_helper(log: Optional[LoadLog]) -> Optional[str]:
+    """The helper the verifier refused the program for in ``log``, if that is
+    why it refused it."""
+    found = UNKNOWN_HELPER.findall(log.text) if log else []
+    return found[-1] if found else None

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
-from . import load_time_runs, preconditions, ticks
+from . import load_time_runs, preconditions, sock_helpers, ticks
 from .attachment import Attachment, hooks, tracing_program_fds
 from .bpf_object import BpfObject
-from .drop_policy import SECTION, DropPolicy
+from .drop_policy import SECTION as DROP_SECTION
+from .drop_policy import DropPolicy
 from .drop_tallies import TALLIES_MAP, DropTallies
 from .holders import SocketHolderPasses
 from .lost_records import LostRecords
@@ -47,13 +48,14 @@ class LoadedProbe:
         self._tallies: Optional[DropTallies] = None
         self._attachment = Attachment()
         try:
-            self._obj = BpfObject(Path(object_path), btf_path)
-            self._obj.size_ring(RING_MAP, ring_bytes)
-            if drops is None:
-                self._obj.leave_out(DROP_PROGRAM)
-            else:
-                self._obj.set_initial_value(SECTION, drops.packed())
-            self._obj.load()
+            self.sock_helpers = sock_helpers.wanted()
+            self._obj = _opened(Path(object_path), btf_path, ring_bytes, drops,
+                                self.sock_helpers)
+            if self._obj.load(tolerated=sock_helpers.HELPERS) is not None:
+                self._obj.close()
+                self.sock_helpers = False
+                self._obj = _opened(Path(object_path), btf_path, ring_bytes, drops, False)
+                self._obj.load()
             # Its tracing programs whether attached or not: a bench that
             # attaches none reads them at the cost the stream pays.
             self._lost = LostRecords(self.map_fd(LOST_MAP), tracing_program_fds(self._obj))
@@ -80,6 +82,11 @@ class LoadedProbe:
     @property
     def layout(self) -> str:
         return load_time_runs.describe_layout(self.err_layout)
+
+    @property
+    def sockets(self) -> str:
+        """Where the programs keep what they know of each socket."""
+        return sock_helpers.describe(self.sock_helpers)
 
     def read_jiffies(self) -> ticks.Reading:
         return load_time_runs.read_jiffies(self._obj)
@@ -122,3 +129,24 @@ class LoadedProbe:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _opened(object_path: Path, btf_path: Path, ring_bytes: int, drops: Optional[DropPolicy],
+            with_sock_helpers: bool) -> BpfObject:
+    """The object opened and set up for load, with or without the socket
+    helpers of tracing programs (sock_helpers.py)."""
+    obj = BpfObject(object_path, btf_path)
+    try:
+        obj.size_ring(RING_MAP, ring_bytes)
+        if drops is None:
+            obj.leave_out(DROP_PROGRAM)
+        else:
+            obj.set_initial_value(DROP_SECTION, drops.packed())
+        obj.set_initial_value(sock_helpers.SECTION, sock_helpers.packed(with_sock_helpers))
+        if with_sock_helpers:
+            # Preallocated, the hash would hold its memory for nothing.
+            obj.shrink_map(sock_helpers.HASH_MAP, 1)
+    except BaseException:
+        obj.close()
+        raise
+    return obj
