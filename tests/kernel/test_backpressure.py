@@ -10,8 +10,6 @@ import signal
 import threading
 import time
 
-import pytest
-
 from lab.accounting import check_segs, flow_lines
 from lab.marks import requires_root
 from lab.netns import Netns
@@ -20,7 +18,7 @@ from lab.programs import wait_programs_gone
 from lab.waits import patient
 from lab.xctl_contract import check_probe_line
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 SMALL_PIPE = 4096
 LARGE_PIPE = 1 << 20

@@ -6,8 +6,6 @@ has nothing to say; the kernel remembered who connected and who closed."""
 import json
 import time
 
-import pytest
-
 from lab.accounting import check_segs, flow_lines
 from lab.kernel_trace import KernelTrace
 from lab.marks import requires_root
@@ -15,7 +13,7 @@ from lab.netns import Netns
 from lab.probe import ProbeProcess
 from lab.xctl_contract import check_probe_line
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 SINK, CLIENT, ONCE = b"xpt-sink", b"xpt-short", b"xpt-once"
 

@@ -21,7 +21,6 @@ pytestmark = requires_root
 NEW_LAYOUT_TYPE = b"trace_event_raw_tcp_retransmit_skb"
 
 
-@pytest.mark.kernels
 def test_loader_reports_the_layout_the_kernel_btf_has():
     kernel_has_err = has_struct(KERNEL_BTF, NEW_LAYOUT_TYPE.decode())
     with LoadedProbe() as probe:

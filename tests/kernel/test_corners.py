@@ -21,7 +21,7 @@ from lab.xctl_contract import check_probe_line
 # Records a 4 KiB ring buffer holds: each has an 8-byte header.
 RING_RECORDS = 4096 // (RECORD_STRUCT.size + 8)
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 CONNECT_GIVES_UP_THEN_AGAIN = """
 import socket, subprocess, sys

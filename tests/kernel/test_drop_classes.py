@@ -26,7 +26,7 @@ from lab.probe import ProbeProcess
 from lab.programs import probe_map
 from lab.two_probes import TwoProbes
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 # include/net/tcp_states.h, restated: the states after the peer's FIN, and CLOSE.
 AFTER_FIN = {"TIME_WAIT": 6, "CLOSE": 7, "CLOSE_WAIT": 8, "LAST_ACK": 9, "CLOSING": 11}

@@ -22,7 +22,7 @@ from lab.probe import ProbeProcess
 from lab.waits import patient
 from lab.xctl_contract import check_probe_line
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 ETH_P_IP = 0x0800
 

@@ -9,7 +9,6 @@ from lab.marks import requires_root
 
 
 @requires_root
-@pytest.mark.kernels
 def test_the_running_kernels_jiffies_give_its_configured_hz():
     from xctl_probe.kernel.loader import LoadedProbe
 

@@ -31,7 +31,6 @@ def slurm_cgroup():
 
 
 @requires_root
-@pytest.mark.kernels
 def test_a_job_4242_cgroup_names_the_job_without_the_environment(slurm_cgroup):
     ns = Netns()
     probe = ProbeProcess()

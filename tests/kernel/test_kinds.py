@@ -14,12 +14,10 @@ test's port are added to the kind their socket's state gave them."""
 import time
 from contextlib import contextmanager
 
-import pytest
-
 from lab.kernel_trace import KernelTrace
 from lab.marks import requires_root
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 
 def one_segment_per_packet(ns):

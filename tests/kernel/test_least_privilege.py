@@ -24,7 +24,6 @@ from lab.scenarios import owner_share, run_pair
 pytestmark = requires_root
 
 
-@pytest.mark.kernels
 def test_the_service_set_as_nobody_streams_with_the_right_owners():
     run = run_pair(port=9640, seconds=3.0, probe={"prefix": as_nobody_with(capabilities.SERVICE)})
     owners = owner_share(run, "xpt-client", "xpt-server")
@@ -40,7 +39,6 @@ def test_the_service_set_as_nobody_streams_with_the_right_owners():
     assert accepted and {e["sport"] != run.port for e in owners.right} == {True, False}
 
 
-@pytest.mark.kernels
 @pytest.mark.parametrize("missing", capabilities.LOAD)
 def test_without_a_load_capability_it_exits_with_one_line(missing):
     caps = [c for c in capabilities.SERVICE if c != missing]

@@ -35,7 +35,6 @@ def assert_owners(owners, label):
     assert owners.mostly_named(), f"{len(owners.unnamed)} of {len(owners.events)} name no owner"
 
 
-@pytest.mark.kernels
 @pytest.mark.parametrize("family", ["4", "6"])
 def test_right_owner_on_both_sides(family):
     run = run_pair(port=9400 + int(family), family=family)
@@ -52,7 +51,6 @@ def test_right_owner_on_both_sides(family):
     assert network_stall_fires([e for e in events if e.get("pid") == run.client_pid])
 
 
-@pytest.mark.kernels
 def test_socket_opened_before_the_probe_started():
     run = run_pair(port=9410, probe_first=False)
     assert run.rc == 0

@@ -3,14 +3,12 @@ our own, and the probe's lines held against the kernel's own counters."""
 
 import sys
 
-import pytest
-
 from lab.accounting import check_segs, flow_lines
 from lab.marks import requires_root
 from lab.scenarios import run_storm
 from lab.xctl_contract import check_probe_line
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 
 def test_segs_sum_equals_kernel_retrans_segs_exactly():

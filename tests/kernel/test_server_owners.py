@@ -4,14 +4,12 @@ answer 256 KiB, the server closing each connection itself; one data packet in
 ten lost each way). The server's lines must name it while it holds the
 socket and after its close() alike, as the clients' name them."""
 
-import pytest
-
 from lab.accounting import check_segs
 from lab.answering import BEFORE_CLOSE, CLIENT, SERVER, run_answering
 from lab.marks import requires_root
 from lab.scenarios import by_owner
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 
 def test_a_server_answering_short_requests_is_named_before_and_after_close():

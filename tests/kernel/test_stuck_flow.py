@@ -5,15 +5,13 @@ a handful of retransmissions."""
 
 import time
 
-import pytest
-
 from lab.accounting import flow_lines
 from lab.marks import requires_root
 from lab.netns import Netns
 from lab.probe import ProbeProcess
 from lab.xctl_contract import check_probe_line
 
-pytestmark = [requires_root, pytest.mark.kernels]
+pytestmark = requires_root
 
 
 def test_a_blackholed_flow_shows_its_backoff():

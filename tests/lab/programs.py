@@ -12,16 +12,22 @@ from .waits import patient
 
 def wait_attached_programs(count: int = 6, timeout: float = 60.0) -> List[dict]:
     """Waits, through bpftool only, until ``count`` programs of ours are
-    loaded: by default all the tracing programs the probe loads, its five
-    tracepoints' and the socket holders' iterator (iter/task_file), which
-    bpftool lists as tracing too."""
+    attached, each with its link: by default all the tracing programs the
+    probe loads, its five tracepoints' and the socket holders' iterator
+    (iter/task_file), which bpftool lists as tracing too. Loaded is not
+    enough: the probe attaches after its load, and in a loaded emulated guest
+    traffic started at the load ended before the attach."""
     deadline = time.monotonic() + patient(timeout)
     while time.monotonic() < deadline:
-        programs = [p for p in our_programs() if p.get("type") == "tracing"]
+        linked = {link.get("prog_id") for link in json.loads(subprocess.run(
+            ["bpftool", "-j", "link", "list"], capture_output=True, text=True,
+            check=True).stdout)}
+        programs = [p for p in our_programs()
+                    if p.get("type") == "tracing" and p["id"] in linked]
         if len(programs) >= count:
             return programs
         time.sleep(0.05)
-    raise TimeoutError(f"fewer than {count} xp_ tracing programs after {timeout} s")
+    raise TimeoutError(f"fewer than {count} xp_ tracing programs attached after {timeout} s")
 
 
 def our_programs() -> List[dict]:
