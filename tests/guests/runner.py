@@ -358,8 +358,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--consoles", type=Path, default=OUT, metavar="DIR",
                         help="where each guest's console goes, as NAME.console "
                         "(default: build/out/guests)")
-    # About four times what a passing guest took on a loaded 2-core host (6.12:
-    # 207 s); 5.10, its tests failing and waiting out stretched waits, took 770 s.
+    # More than twice what the slowest guest took on a loaded 2-core host
+    # (5.10: 339 s; 6.12: 207 s).
     parser.add_argument("--timeout", type=float, default=900, metavar="SECONDS",
                         help="give up on a guest after this long (default: %(default)s)")
     args = parser.parse_args(argv)

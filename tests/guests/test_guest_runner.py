@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from guests.runner import (GUEST_PYTHON, GUEST_REPO, REPO, SELECTIONS, TESTS, Kernel,
-                           expected_layout, image_dir, judge, live_processes, missing, newest,
-                           new_result, read_kernels, take_line, vng_command)
+                           expected_layout, image_dir, judge, live_processes, missing, new_result,
+                           newest, read_kernels, take_line, vng_command)
 from lab.marks import requires_root
 
 pytestmark = pytest.mark.guest_runner

@@ -153,6 +153,8 @@ def test_unit_is_accepted_by_systemd_and_grants_only_the_service_set(tmp_path):
     assert settings["AmbientCapabilities"].split() == capabilities.SERVICE
     assert settings["CapabilityBoundingSet"].split() == capabilities.SERVICE
     assert settings["NoNewPrivileges"] == "yes" and settings["DynamicUser"] == "yes"
+    # BPF memory counts against it before Linux 5.11.
+    assert settings["LimitMEMLOCK"] == "infinity"
     assert settings["ProtectSystem"] == "strict"
     # Where the service may write a refused program's verifier log, and it stays.
     assert settings["LogsDirectory"] == "xctl-probe-ebpf"

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Dict, List, Tuple
 
 
@@ -39,3 +40,9 @@ def has_member(path, name: str, member: str) -> bool:
     """Whether ``struct name`` has a member ``member``."""
     return any(t["kind"] == "STRUCT" and t["name"] == name
                and any(m["name"] == member for m in t["members"]) for t in dump(path).values())
+
+
+def kernel_names_drop_reasons() -> bool:
+    """Whether the running kernel's BTF has enum skb_drop_reason (Linux
+    5.17+): its name is in the BTF's strings."""
+    return b"\0skb_drop_reason\0" in Path("/sys/kernel/btf/vmlinux").read_bytes()

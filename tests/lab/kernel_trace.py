@@ -51,6 +51,15 @@ def _make_instance_without_cmdlines(path: str) -> None:
             f.write(was)
 
 
+CONG_STATE = "tcp/tcp_cong_state_set"
+
+
+def _mount() -> None:
+    """tracefs, mounted if it is not."""
+    if not os.path.ismount(TRACEFS):
+        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
+
+
 class KernelTrace:
     """The kernel's own trace events (``{"skb/kfree_skb": filter or None}``),
     in a trace instance of the caller's own (tracefs mounted if it is not).
@@ -58,8 +67,7 @@ class KernelTrace:
     where no BPF program runs on these machines (kernel-notes)."""
 
     def __init__(self, events: Dict[str, Optional[str]]):
-        if not os.path.ismount(TRACEFS):
-            subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
+        _mount()
         self.path = f"{TRACEFS}/instances/xpt-{os.getpid()}-{next(_TRACES)}"
         _make_instance_without_cmdlines(self.path)
         # One clock for every CPU: events of one socket that ran on different
@@ -81,8 +89,12 @@ class KernelTrace:
         ``port``; with ``cong_states``, their sockets' congestion state changes too."""
         events = {"tcp/tcp_retransmit_skb": port_filter(port),
                   "tcp/tcp_retransmit_synack": port_filter(port)}
+        # Linux 5.15 and later have it; before, skipped_by_state() can tell
+        # only SYNs and SYN-ACKs apart.
         if cong_states:
-            events["tcp/tcp_cong_state_set"] = port_filter(port)
+            _mount()
+            if os.path.isdir(f"{TRACEFS}/events/{CONG_STATE}"):
+                events[CONG_STATE] = port_filter(port)
         return cls(events)
 
     def events(self) -> List[TraceEvent]:
@@ -126,6 +138,9 @@ class KernelTrace:
                 skipped["synack"] += 1
             elif event.fields["state"] == "TCP_SYN_SENT":
                 skipped["syn"] += 1
+            elif CONG_STATE not in self._events:
+                raise RuntimeError("a retransmission no BPF program saw, and no "
+                                   f"{CONG_STATE} on this kernel to tell its kind")
             else:
                 named = {CA_RECOVERY: "recovery", CA_LOSS: "loss"}.get(state.get(flow), "other")
                 skipped[named] += 1

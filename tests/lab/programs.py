@@ -5,18 +5,28 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Set
 
+from .btf import kernel_names_drop_reasons
 from .waits import patient
 
 
-def wait_attached_programs(count: int = 6, timeout: float = 60.0) -> List[dict]:
+def tracing_programs() -> Set[str]:
+    """The tracing programs the probe loads on this kernel: its tracepoints'
+    (the drop program's only where the kernel names its drops) and the socket
+    holders' iterator (iter/task_file), which bpftool lists as tracing too."""
+    names = {"xp_tcp_retransmit_skb", "xp_tcp_retransmit_synack", "xp_tcp_destroy_sock",
+             "xp_inet_sock_set_state", "xp_socket_holders"}
+    return names | {"xp_kfree_skb"} if kernel_names_drop_reasons() else names
+
+
+def wait_attached_programs(count: Optional[int] = None, timeout: float = 60.0) -> List[dict]:
     """Waits, through bpftool only, until ``count`` programs of ours are
     attached, each with its link: by default all the tracing programs the
-    probe loads, its five tracepoints' and the socket holders' iterator
-    (iter/task_file), which bpftool lists as tracing too. Loaded is not
-    enough: the probe attaches after its load, and in a loaded emulated guest
-    traffic started at the load ended before the attach."""
+    probe loads. Loaded is not enough: the probe attaches after its load, and
+    in a loaded emulated guest traffic started at the load ended before the
+    attach."""
+    count = len(tracing_programs()) if count is None else count
     deadline = time.monotonic() + patient(timeout)
     while time.monotonic() < deadline:
         linked = {link.get("prog_id") for link in json.loads(subprocess.run(

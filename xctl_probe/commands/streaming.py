@@ -24,24 +24,26 @@ def _ms_since_process_start() -> float:
     return (time.clock_gettime(time.CLOCK_BOOTTIME) - start_s) * 1000
 
 
-def _drop_reasons(drops: Optional[str], say: Say):
+def _drop_reasons(drops: Optional[str]):
     """This kernel's drop reasons and what the drop program is to report of
     them (``drops``: "loss" or "all"); (None, None) when drops are not to be
-    reported."""
+    reported, and why not if the kernel is the reason."""
     if drops is None or not KERNEL_BTF.is_file():
-        return None, None
+        return None, None, None
     reasons, said = reported_reasons(KERNEL_BTF)
     if reasons is None:
-        say(f"drops: not reported: {said}; reporting retransmissions only")
-        return None, None
-    return reasons, policy(reasons, report_all=drops == "all")
+        return None, None, f"drops: not reported: {said}; reporting retransmissions only"
+    return reasons, policy(reasons, report_all=drops == "all"), None
 
 
 def run(stop, object_path: Path, ring_kib: int, drops: Optional[str], window: float,
         job_env: List[str], duration: Optional[float], say: Say):
     """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
-    reasons, drop_policy = _drop_reasons(drops, say)
+    reasons, drop_policy, unreported = _drop_reasons(drops)
     with LoadedProbe(object_path, ring_bytes=ring_kib * 1024, drops=drop_policy) as probe:
+        # Once loaded: a probe that cannot start says one line, its error.
+        if unreported:
+            say(unreported)
         # Only now: the load's peak of memory comes before these are in it.
         from ..context.owners import Owners
         from ..output.stream import Stream

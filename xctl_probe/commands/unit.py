@@ -39,6 +39,9 @@ User={user}
 # CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to both lines. It never calls ptrace().
 AmbientCapabilities={caps}
 CapabilityBoundingSet={caps}
+# Before Linux 5.11 BPF maps and programs count against the locked-memory
+# limit, which only CAP_SYS_RESOURCE could raise from inside.
+LimitMEMLOCK=infinity
 NoNewPrivileges=yes
 SystemCallFilter=~ptrace process_vm_readv process_vm_writev
 ProtectSystem=strict

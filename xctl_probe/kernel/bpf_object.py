@@ -118,6 +118,11 @@ class BpfObject:
 
 
 def _load_failure(err: int, says: str, kept: verifier_log.Kept) -> ProbeError:
+    if err == errno.EPERM and "RLIMIT_MEMLOCK" in says:
+        return NoPrivilege(
+            f"the kernel refused to load BPF programs: {os.strerror(err)}{says}; before Linux "
+            "5.11 they count against the locked-memory limit: raise it (ulimit -l unlimited; "
+            f"LimitMEMLOCK=infinity in a unit){kept.said}", kept.tail)
     if err == errno.EPERM:
         return NoPrivilege(
             f"the kernel refused to load BPF programs: {os.strerror(err)}{says}; run as root, "
