@@ -69,8 +69,9 @@ def read_kernels(path: Path = KERNELS_LIST) -> List[Kernel]:
 # from a job_4242 cgroup; xctl's contract and SIGTERM; least privilege; the
 # layout and HZ that kernel gives. On arm64, slower still and the same
 # kernel series as amd64's 6.1, what another architecture could break: the
-# wheel's own build running Σsegs, owners, the contract and SIGTERM. A node
-# id that no longer exists fails test_guest_runner.py on this host.
+# wheel's own build running Σsegs, owners, the kinds under random loss, the
+# contract and SIGTERM. A node id that no longer exists fails
+# test_guest_runner.py on this host.
 SELECTIONS = {
     "amd64": [
         "test_retransmissions.py::test_segs_sum_equals_kernel_retrans_segs_exactly",
@@ -86,6 +87,7 @@ SELECTIONS = {
     "arm64": [
         "test_retransmissions.py::test_segs_sum_equals_kernel_retrans_segs_exactly",
         "test_owners.py::test_right_owner_on_both_sides[4]",
+        "test_kinds.py::test_kinds_under_random_loss",
         "test_as_xctl_runs_it.py::test_events_arrive_and_sigterm_leaves_nothing_attached",
     ],
 }
@@ -163,7 +165,9 @@ def inside(selection: str) -> int:
               f"waits stretched {patience:.1f} times)", flush=True)
     # Without colours: a guest's console is a terminal, and the runner reads
     # pytest's closing line from it.
-    rc = int(pytest.main(["-p", "no:cacheprovider", "-q", "-rfE", "--color=no",
+    # -s: each test's figures (Σsegs and TcpRetransSegs, owners right and
+    # wrong, kinds and their counters) in the guest's output.
+    rc = int(pytest.main(["-p", "no:cacheprovider", "-q", "-s", "-rfE", "--color=no",
                           *(str(TESTS / "kernel" / test) for test in SELECTIONS[selection])]))
     print(f"{RESULT} {rc}", flush=True)
     return rc

@@ -31,6 +31,8 @@ def check_segs(total: int, delta: Dict[str, int], err_layout: bool, skipped: int
     both skipped): the sum may fall short by no more than those.
     """
     kernel, failed = delta["TcpRetransSegs"], delta.get("TcpExtTCPRetransFail", 0)
+    print(f"sum(segs) {total}, TcpRetransSegs {kernel}, TcpExtTCPRetransFail {failed}, "
+          f"skipped runs {skipped}")
     if err_layout or not failed:
         assert kernel - skipped <= total <= kernel, (
             f"sum(segs) {total} != TcpRetransSegs {kernel}"
