@@ -56,6 +56,10 @@ if [ "$(cat "$root/.built" 2>/dev/null)" != "$built" ]; then
     echo "$built" > "$root/.built"
     echo "make_arm64_root: Debian root made in $((SECONDS - started)) s"
 fi
+# The kernel package's files, unpacked, have no module index (its postinst
+# makes one): without it modprobe finds nothing, and nft no nf_tables. A
+# second, from this host's depmod, is the same file.
+depmod -b "$root" "$(ls "$out/arm64/kernel/lib/modules")"
 
 stamp=$root/opt/xpt/.wheel
 [ "$(cat "$stamp" 2>/dev/null)" = "$(sha256sum < "$wheel")" ] && exit 0
