@@ -178,10 +178,11 @@ def stream(
     # Before the binding is loaded and the kernel's BTF read: a stop signal
     # while the probe starts ends it as cleanly as one that comes later.
     with StopSignals() as stop:
-        from .streaming import run
+        from .streaming import StreamSettings, run
 
         shown = None if no_drops else (drops or Drops.loss).value
-        totals = run(stop, object_path, ring_kib, shown, window, job_env, duration, _say)
+        settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown)
+        totals = run(stop, settings, _say)
     if not totals.stdout_closed:
         unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
                      if totals.unwritten else "")

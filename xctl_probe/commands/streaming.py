@@ -5,6 +5,7 @@ errors never load the binding."""
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -14,6 +15,19 @@ from ..kernel.preconditions import KERNEL_BTF
 from ..meaning.drop_classes import policy
 
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """What the command line asked of the stream, checked."""
+
+    object_path: Path
+    ring_kib: int
+    window: float
+    job_env: List[str]
+    duration: Optional[float] = None
+    # "loss" or "all"; None: no drops reported
+    drops: Optional[str] = "loss"
 
 
 def _ms_since_process_start() -> float:
@@ -36,11 +50,11 @@ def _drop_reasons(drops: Optional[str]):
     return reasons, policy(reasons, report_all=drops == "all"), None
 
 
-def run(stop, object_path: Path, ring_kib: int, drops: Optional[str], window: float,
-        job_env: List[str], duration: Optional[float], say: Say):
+def run(stop, settings: StreamSettings, say: Say):
     """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
-    reasons, drop_policy, unreported = _drop_reasons(drops)
-    with LoadedProbe(object_path, ring_bytes=ring_kib * 1024, drops=drop_policy) as probe:
+    reasons, drop_policy, unreported = _drop_reasons(settings.drops)
+    with LoadedProbe(settings.object_path, ring_bytes=settings.ring_kib * 1024,
+                     drops=drop_policy) as probe:
         # Once loaded: a probe that cannot start says one line, its error.
         if unreported:
             say(unreported)
@@ -48,8 +62,8 @@ def run(stop, object_path: Path, ring_kib: int, drops: Optional[str], window: fl
         from ..context.owners import Owners
         from ..output.stream import Stream
 
-        stream = Stream(probe, window, Owners(probe.socket_holders, job_env), stop,
-                        reasons=reasons)
+        stream = Stream(probe, settings.window, Owners(probe.socket_holders, settings.job_env),
+                        stop, reasons=reasons)
         hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
               else "HZ unknown: rto_ms and stalled_ms left out")
         say(
@@ -57,4 +71,4 @@ def run(stop, object_path: Path, ring_kib: int, drops: Optional[str], window: fl
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}; "
             f"{probe.sockets}"
         )
-        return stream.run(duration)
+        return stream.run(settings.duration)

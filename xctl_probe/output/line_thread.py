@@ -1,5 +1,5 @@
 """The thread that makes lines: batches the drain hands over (handover.py)
-into lines for the writer (writer.py).
+into lines for the sink (sink.py: the writer of JSONL, or another reader's).
 
 Making a line may read /proc (the owner's comm and job, a dropped packet's
 socket in /proc/PID/net/tcp), and such a read may take long: a process in D
@@ -10,23 +10,28 @@ wait and the drain of the kernel's ring (drain.py) does not.
 import signal
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from .handover import Batches
 from .lines import LineMaker, ReadAhead
-from .writer import LineWriter
+from .sink import Keep, Sink, Tap
 
 
 class LineThread:
     def __init__(self, maker: LineMaker, batches: Batches, ahead: ReadAhead,
-                 writer: LineWriter, lost: Callable[[], int]):
+                 sink: Sink, lost: Callable[[], int], keep: Optional[Keep] = None,
+                 taps: Sequence[Tap] = ()):
         """``ahead()`` gives the records after a batch (LineMaker reads them
-        for owners), ``lost()`` the kernel's count of records it could not give."""
+        for owners), ``lost()`` the kernel's count of records it could not
+        give; ``keep`` filters each batch's lines, and each of ``taps`` sees
+        those kept before the sink does."""
         self._maker = maker
         self._batches = batches
         self._ahead = ahead
-        self._writer = writer
+        self._sink = sink
         self._lost = lost
+        self._keep = keep
+        self._taps = tuple(taps)
         self.failure: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name="xctl-probe-lines", daemon=True)
 
@@ -44,8 +49,13 @@ class LineThread:
                 # bpf_ktime_get_ns() is CLOCK_MONOTONIC; xctl wants wall-clock time.
                 # Taken per batch, so a step of the wall clock (NTP) shows from the next batch.
                 offset_ns = time.time_ns() - time.monotonic_ns()
-                self._writer.put(self._maker.lines(memoryview(raw), offset_ns, self._ahead),
-                                 self._lost())
+                lines = self._maker.lines(memoryview(raw), offset_ns, self._ahead)
+                if self._keep is not None:
+                    lines = self._keep(lines)
+                lost = self._lost()
+                for tap in self._taps:
+                    tap(lines, lost)
+                self._sink.put(lines, lost)
         except BaseException as exc:  # raised again on the main thread (check)
             self.failure = exc
 

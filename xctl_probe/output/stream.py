@@ -8,12 +8,13 @@ may read /proc, and hands them to the writer thread (writer.py), which a
 stalled reader of stdout may hold up. A slow /proc read delays lines (the
 records wait in the hand-over, up to its bound); a stalled reader merges
 them; neither stops the drain. Every TALLIES_S (drain.py) the drain also
-hands over what the kernel only counted of a flood of drops.
+hands over what the kernel only counted of a flood of drops. The writer of
+JSONL is one sink of lines (sink.py) among others a person or a scraper reads.
 """
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..context.owners import Owners
 from ..kernel.drop_reasons import DropReasons
@@ -22,6 +23,7 @@ from .drain import Drain
 from .handover import Batches
 from .line_thread import LineThread
 from .lines import LineMaker
+from .sink import Keep, Sink, Tap
 from .stop import StopSignals
 from .writer import LineWriter
 
@@ -41,16 +43,19 @@ class Totals:
 class Stream:
     def __init__(self, probe: LoadedProbe, window_s: float, owners: Owners,
                  stop: Optional[StopSignals] = None, out_fd: int = 1,
-                 reasons: Optional[DropReasons] = None):
+                 reasons: Optional[DropReasons] = None, sink: Optional[Sink] = None,
+                 keep: Optional[Keep] = None, taps: Sequence[Tap] = ()):
+        """``sink`` takes the lines (by default JSONL onto ``out_fd``, whose
+        closing ends the stream); ``keep`` and ``taps``: line_thread.py."""
         self._probe = probe
         self._stop = stop
         self._out_fd = out_fd
         self._batches = Batches()
         self._drain = Drain(probe.map_fd(RING_MAP), self._batches, probe.counted_drops)
-        self._writer = LineWriter(out_fd)
+        self._sink = sink if sink is not None else LineWriter(out_fd)
         self._lines = LineThread(LineMaker(owners, window_s, reasons, hz=probe.hz),
-                                 self._batches, self._drain.ahead, self._writer,
-                                 probe.lost_records)
+                                 self._batches, self._drain.ahead, self._sink,
+                                 probe.lost_records, keep, taps)
         self._lines.start()
 
     def drain(self, timeout_s: float) -> bool:
@@ -61,14 +66,14 @@ class Stream:
 
     @property
     def lines_written(self) -> int:
-        return self._writer.lines
+        return self._sink.lines
 
     def wait_written(self, timeout_s: float) -> bool:
         """Until every record drained so far is a line, written (or ``timeout_s``)."""
         deadline = time.monotonic() + timeout_s
         made = self._batches.wait_idle(timeout_s)
         self._lines.check()
-        return made and self._writer.wait_written(max(0.0, deadline - time.monotonic()))
+        return made and self._sink.wait_written(max(0.0, deadline - time.monotonic()))
 
     def close(self, flush_s: float) -> int:
         """Stops reading the ring and making lines (the line thread ends after
@@ -78,7 +83,7 @@ class Stream:
         self._batches.close()
         self._lines.join(flush_s)
         self._drain.close()
-        return self._writer.close(flush_s)
+        return self._sink.close(flush_s)
 
     def run(self, duration_s: Optional[float] = None) -> Totals:
         """Until a stop signal, stdout closing, or ``duration_s`` seconds, which
@@ -88,20 +93,20 @@ class Stream:
         left_behind = 0
         try:
             totals.stdout_closed = self._drain.run(self._stop, self._out_fd, deadline,
-                                                   self._ended) or self._writer.closed
+                                                   self._ended) or self._sink.closed
             self._lines.check()
             if not totals.stdout_closed:
                 left_behind = self._final()
         finally:
             totals.unwritten = self.close(0 if totals.stdout_closed else FINAL_FLUSH_S)
-        totals.stdout_closed = totals.stdout_closed or self._writer.closed
-        totals.lines = self._writer.lines
-        totals.lost = self._writer.lost + left_behind
+        totals.stdout_closed = totals.stdout_closed or self._sink.closed
+        totals.lines = self._sink.lines
+        totals.lost = self._sink.lost + left_behind
         return totals
 
     def _ended(self) -> bool:
         """Whether stdout's reader went away, or the line thread failed."""
-        return self._writer.closed or self._lines.failure is not None
+        return self._sink.closed or self._lines.failure is not None
 
     def _final(self) -> int:
         """After the loop: detaches first, so the ring holds a final set of
@@ -116,5 +121,5 @@ class Stream:
         if not made:
             left += self._batches.abandon()
         # Runs the kernel skipped after the last batch: no batch brought their count.
-        self._writer.put([], self._probe.lost_records())
+        self._sink.put([], self._probe.lost_records())
         return left
