@@ -81,6 +81,8 @@ def flow(local: str, remote: str, width: int, glyphs: Glyphs = UNICODE) -> str:
     if len(text) <= width:
         return text
     room = width - len(glyphs.arrow)
+    if room < 2:
+        return fit_end(text, width, glyphs)
     local_room = min(len(local), max(room // 2, room - len(remote)))
     return (_fit_endpoint(local, local_room, glyphs) + glyphs.arrow
             + _fit_endpoint(remote, room - local_room, glyphs))

@@ -17,7 +17,7 @@ import os
 import time
 from typing import Callable, List, Optional, Tuple
 
-from rich.cells import cell_len, set_cell_size
+from rich.cells import cell_len
 from rich.console import Console
 
 from ..meaning.event import TransportDrop
@@ -106,18 +106,21 @@ class TableRows:
     def row(self, line: TransportDrop) -> str:
         paint = self._palette.paint
         glyphs = self._glyphs
+        # Without a terminal nothing is cut: a longer cell shifts the rest of its row.
+        fitted = self._width is not None
         texts = []
         for column, width in self._layout:
-            text, style = self._cell(column.key, line, width)
-            if column.key == "job":
+            text, style = self._cell(column.key, line, width if fitted else None)
+            if fitted and column.key == "job":
                 text = cells.fit_middle(text, width, glyphs)
-            elif column.key != "flow":
+            elif fitted and column.key != "flow":
                 text = cells.fit_end(text, width, glyphs)
             texts.append(paint(style, _aligned(text, width, column.right)))
         return GAP.join(texts)
 
-    def _cell(self, key: str, line: TransportDrop, width: int) -> Tuple[str, str]:
-        """A cell's text (not yet fitted to ``width``, but for the flow) and its style."""
+    def _cell(self, key: str, line: TransportDrop, width: Optional[int]) -> Tuple[str, str]:
+        """A cell's text (not yet fitted to ``width``, but for the flow;
+        None: not fitted) and its style."""
         drop = line.kind == "drop"
         if key == "time":
             return self._clock(line.ts), "time"
@@ -127,9 +130,11 @@ class TableRows:
         if key == "job":
             return (cells.printable(line.job_id) if line.job_id else "-"), "job"
         if key == "flow":
-            return cells.flow(cells.endpoint(line.saddr, line.sport, line.family),
-                              cells.endpoint(line.daddr, line.dport, line.family),
-                              width, self._glyphs), ""
+            local = cells.endpoint(line.saddr, line.sport, line.family)
+            remote = cells.endpoint(line.daddr, line.dport, line.family)
+            if width is None:
+                return local + self._glyphs.arrow + remote, ""
+            return cells.flow(local, remote, width, self._glyphs), ""
         if key == "state":
             return line.state or "-", ""
         if key == "kind":
@@ -161,5 +166,5 @@ def table_writer(fd: int, window_s: float) -> LineWriter:
 def _aligned(text: str, width: int, right: bool) -> str:
     pad = width - cell_len(text)
     if pad <= 0:
-        return set_cell_size(text, width)
+        return text
     return " " * pad + text if right else text + " " * pad

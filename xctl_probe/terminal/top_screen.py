@@ -15,7 +15,7 @@ from rich.text import Text
 
 from . import cells
 from .cells import Glyphs
-from .top_counts import OTHER_FLOWS, SORTS, Flow, View
+from .top_counts import OTHER_FLOWS, SORTS, Flow, FlowKey, View
 
 # A rate (or a flow's drops over the window) from which xctl's network_stall fires.
 HOT_VALUE = 10
@@ -23,8 +23,12 @@ HOT_VALUE = 10
 FRAME_LINES = 2 + 3 * 2
 # Flow column: at least an IPv4 flow with an ephemeral port, at most two IPv6 endpoints' worth.
 FLOW_WIDTH = (31, 61)
-# The width the flows table's other columns take, with the gaps between columns.
-FLOW_OTHERS = 20 + 14 + 9 + 9 + 8 + 14 + 6
+# The flows table's columns, most important first, each with the cells it
+# takes (its gap included): on a narrow terminal the last ones go.
+FLOW_COLUMNS = (("flow", FLOW_WIDTH[0] + 1), ("segs", 8), ("drops", 8), ("rate", 7),
+                ("owner", 18), ("last", 15), ("job", 11))
+# In the order they show.
+FLOW_ORDER = ("flow", "owner", "job", "segs", "drops", "rate", "last")
 NUMBERS = [("SEGS", {"justify": "right"}), ("DROPS", {"justify": "right"}),
            ("RATE", {"justify": "right"})]
 
@@ -62,6 +66,25 @@ def _last(flow: Flow) -> Text:
     return Text(line.kind or "-")
 
 
+def _flow(key: FlowKey, flow: Flow, width: int, glyphs: Glyphs) -> Text:
+    line = flow.line
+    if key == OTHER_FLOWS or line is None:
+        return Text("(other flows)", style="dim")
+    return Text(cells.flow(cells.endpoint(line.saddr, line.sport, line.family),
+                           cells.endpoint(line.daddr, line.dport, line.family), width, glyphs))
+
+
+def _flow_columns(width: int) -> List[str]:
+    """The flows table's columns a terminal ``width`` cells wide has room for, in their order."""
+    shown, used = set(), 0
+    for key, cells_taken in FLOW_COLUMNS:
+        if shown and used + cells_taken > width:
+            break
+        shown.add(key)
+        used += cells_taken
+    return [key for key in FLOW_ORDER if key in shown]
+
+
 def _table(title: str, columns: List[Tuple[str, dict]], sort: str, glyphs: Glyphs) -> Table:
     table = Table(title=title, title_justify="left", title_style="bold", box=None,
                   pad_edge=False, padding=(0, 1, 0, 0), header_style="bold reverse")
@@ -81,7 +104,9 @@ def screen(view: View, size: Tuple[int, int], sort: str, span_s: int, lost: int,
     jobs_rows = min(len(view.jobs), max(1, rows // 4))
     processes_rows = min(len(view.processes), max(1, rows // 4))
     flows_rows = max(1, rows - jobs_rows - processes_rows)
-    flow_width = max(FLOW_WIDTH[0], min(FLOW_WIDTH[1], width - FLOW_OTHERS))
+    shown = _flow_columns(width)
+    others = sum(cells for key, cells in FLOW_COLUMNS if key in shown and key != "flow")
+    flow_width = min(width, max(FLOW_WIDTH[0], min(FLOW_WIDTH[1], width - others - 1)))
 
     totals = Text.assemble(
         ("xctl-probe-ebpf top", "bold"),
@@ -92,23 +117,20 @@ def screen(view: View, size: Tuple[int, int], sort: str, span_s: int, lost: int,
         f"; sorted by {sort}")
     totals.truncate(width, overflow="ellipsis")
 
-    flows = _table("Flows", [(f"LOCAL{glyphs.arrow}REMOTE", {"max_width": flow_width}),
-                             ("PID/COMM", {"max_width": 20}), ("JOB", {"max_width": 14}),
-                             *NUMBERS, ("LAST", {"max_width": 14})],
-                   sort, glyphs)
+    headers = {"flow": (f"LOCAL{glyphs.arrow}REMOTE", {"max_width": flow_width}),
+               "owner": ("PID/COMM", {"max_width": 17}), "job": ("JOB", {"max_width": 10}),
+               "segs": NUMBERS[0], "drops": NUMBERS[1], "rate": NUMBERS[2],
+               "last": ("LAST", {"max_width": 14})}
+    flows = _table("Flows", [headers[key] for key in shown], sort, glyphs)
     for key, flow in view.flows[:flows_rows]:
-        line = flow.line
-        if key == OTHER_FLOWS or line is None:
-            where = Text("(other flows)", style="dim")
-        else:
-            where = Text(cells.flow(cells.endpoint(line.saddr, line.sport, line.family),
-                                    cells.endpoint(line.daddr, line.dport, line.family),
-                                    flow_width, glyphs))
-        flows.add_row(where, _owner(flow.pid, flow.comm), _job(flow.job), _count(flow.segs),
-                      _count(flow.drops), _rate(flow.rate), _last(flow))
+        row = {"owner": lambda: _owner(flow.pid, flow.comm), "job": lambda: _job(flow.job),
+               "segs": lambda: _count(flow.segs), "drops": lambda: _count(flow.drops),
+               "rate": lambda: _rate(flow.rate), "last": lambda: _last(flow),
+               "flow": lambda: _flow(key, flow, flow_width, glyphs)}
+        flows.add_row(*(row[column]() for column in shown))
 
-    processes = _table("Processes", [("PID/COMM", {"max_width": 30}), ("FLOWS", {"justify": "right"}),
-                                     *NUMBERS], sort, glyphs)
+    processes = _table("Processes", [("PID/COMM", {"max_width": 30}),
+                                     ("FLOWS", {"justify": "right"}), *NUMBERS], sort, glyphs)
     for group in view.processes[:processes_rows]:
         processes.add_row(_owner(*group.key), _count(group.flows), _count(group.segs),
                           _count(group.drops), _rate(group.rate))
