@@ -22,7 +22,8 @@ from ..kernel.objects import PROBE_OBJECT
 
 PROG = "xctl-probe-ebpf"
 
-EPILOG = f"""Output: one JSON object per line on stdout, the event format of xctl
+EPILOG = f"""Output on a pipe (and with --format json; on a terminal, a table: see
+--format): one JSON object per line on stdout, the event format of xctl
 (ark): ts, event_type "transport.drop", entity_id
 "network-<saddr>-<daddr>-<sport>-<dport>", job_id and pid of the socket's
 owner when known, value (the flow's retransmission rate in percent over

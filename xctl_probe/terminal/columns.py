@@ -27,7 +27,7 @@ class Column:
 # In the order they show.
 COLUMNS = (
     Column("time", "TIME", 12, 12),
-    Column("owner", "PID/COMM", 20, 11),
+    Column("owner", "PID/COMM", 19, 11),
     Column("job", "JOB", 12, 6),
     # Two IPv4 endpoints, 255.255.255.255:65535 each, at most; at least
     # 10.0.0.5:49528 → 10.0.0.9:9000; IPv6 ones are shortened in their middle.
@@ -37,7 +37,7 @@ COLUMNS = (
     Column("segs", "SEGS", 6, 4, right=True),
     # Records a row merges: a terminal that fell behind, or a flood the kernel counted.
     Column("recs", "RECS", 4, 4, right=True),
-    Column("rate", "RATE", 8, 6, right=True),
+    Column("rate", "RATE", 9, 6, right=True),
     Column("timers", "RTO×BACKOFF STALLED", 19, 9),
 )
 BY_KEY = {column.key: column for column in COLUMNS}

@@ -109,13 +109,16 @@ class TableRows:
         # Without a terminal nothing is cut: a longer cell shifts the rest of its row.
         fitted = self._width is not None
         texts = []
+        last = self._layout[-1][0]
         for column, width in self._layout:
             text, style = self._cell(column.key, line, width if fitted else None)
             if fitted and column.key == "job":
                 text = cells.fit_middle(text, width, glyphs)
             elif fitted and column.key != "flow":
                 text = cells.fit_end(text, width, glyphs)
-            texts.append(paint(style, _aligned(text, width, column.right)))
+            if column is not last or column.right:  # no spaces at a row's end
+                text = _aligned(text, width, column.right)
+            texts.append(paint(style, text))
         return GAP.join(texts)
 
     def _cell(self, key: str, line: TransportDrop, width: Optional[int]) -> Tuple[str, str]:
