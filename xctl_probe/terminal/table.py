@@ -39,8 +39,7 @@ def terminal_size(fd: int) -> Size:
     COLUMNS if set, else no bound (every column at its width, one header)."""
     def size() -> Tuple[Optional[int], Optional[int]]:
         try:
-            columns, lines = os.get_terminal_size(fd)
-            return columns, lines
+            return tuple(os.get_terminal_size(fd))
         except OSError:
             columns = os.environ.get("COLUMNS", "")
             return (int(columns) if columns.isdigit() and int(columns) else None), None
