@@ -15,8 +15,10 @@ The path of an event, one sub-package a stage, read top to bottom:
   that run them: the main thread drains the ring (and reads no /proc), the
   line thread makes the lines, the writer thread writes them, merging
   behind a slow reader.
-- ``commands``: the command line (``stream``, ``check``, ``describe``,
-  ``unit``, ``bench``).
+- ``terminal``: for a person at a terminal, the lines as a table's rows
+  (the writer's form) or counted for ``top``'s full-screen view.
+- ``commands``: the command line (``stream``, ``top``, ``check``,
+  ``describe``, ``unit``, ``bench``).
 
 Beside the path: ``bench``, the figures ``xctl-probe-ebpf bench`` measures,
 and ``lab``, the loss storm in a network namespace of its own that the bench

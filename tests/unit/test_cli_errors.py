@@ -60,3 +60,10 @@ def test_broken_install_is_one_line(tmp_path):
     assert result.returncode == EXIT_BAD_INSTALL, result.stderr
     assert result.stdout == b""
     assert result.stderr.count(b"\n") == 1 and b"Traceback" not in result.stderr
+
+
+def test_top_wants_a_terminal_and_format_table_or_json():
+    assert_one_line_error(run_probe("top"), EXIT_USAGE, "top", "terminal")
+    assert_one_line_error(run_probe("top", "--sort", "pid"), EXIT_USAGE, "--sort")
+    assert_one_line_error(run_probe("top", "--span", "0"), EXIT_USAGE, "--span")
+    assert_one_line_error(run_probe("--format", "xml"), EXIT_USAGE, "--format")

@@ -22,7 +22,8 @@ from ..kernel.objects import PROBE_OBJECT
 
 PROG = "xctl-probe-ebpf"
 
-EPILOG = f"""Output: one JSON object per line on stdout, the event format of xctl
+EPILOG = f"""Output on a pipe (and with --format json; on a terminal, a table: see
+--format): one JSON object per line on stdout, the event format of xctl
 (ark): ts, event_type "transport.drop", entity_id
 "network-<saddr>-<daddr>-<sport>-<dport>", job_id and pid of the socket's
 owner when known, value (the flow's retransmission rate in percent over
@@ -145,6 +146,31 @@ DROPS_OPTION = typer.Option(
     "peer's FIN are skipped in the kernel. all: every one; a line of one that is no loss "
     "carries loss false and value 0.",
 )
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+FORMAT_OPTION = typer.Option(
+    None, "--format",
+    show_default=False,
+    help="table: a row per line for a person (time, pid/comm, job, local -> remote, state, "
+    "kind or drop reason, segs, rate, rto/backoff/stalled), fitted to the terminal's width, "
+    "a header every screenful, colour unless NO_COLOR is set; rows merge per flow (RECS) "
+    "when the terminal falls behind. json: xctl's JSONL. Default: table when stdout is a "
+    "terminal, else json (xctl reads a pipe). Example: "
+    f"{PROG} --format table --duration 60 > rows.txt",
+)
+
+
+class Sort(str, enum.Enum):
+    segs = "segs"
+    drops = "drops"
+    rate = "rate"
+
+
 VERSION_OPTION = typer.Option(
     False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
 )
@@ -165,6 +191,7 @@ def stream(
     duration: Optional[float] = DURATION_OPTION,
     no_drops: bool = NO_DROPS_OPTION,
     drops: Optional[Drops] = DROPS_OPTION,
+    format: Optional[Format] = FORMAT_OPTION,
     version: bool = VERSION_OPTION,
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -181,12 +208,54 @@ def stream(
         from .streaming import StreamSettings, run
 
         shown = None if no_drops else (drops or Drops.loss).value
-        settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown)
+        form = format or (Format.table if os.isatty(1) else Format.json)
+        settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
+                                  format=form.value)
         totals = run(stop, settings, _say)
+    _say_stopped(totals)
+
+
+def _say_stopped(totals) -> None:
     if not totals.stdout_closed:
         unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
                      if totals.unwritten else "")
         _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
+
+
+@app.command(help="A full-screen view, refreshed every second, of the flows, processes and "
+             "jobs with the most retransmitted segments and dropped packets over the last "
+             "--span seconds. Keys: s sorts by the next of segs, drops and rate; q (or "
+             "Ctrl-C) quits, giving the terminal back as it was. stdout must be a terminal. "
+             f"Example: {PROG} top --span 30 --sort drops")
+def top(
+    span: int = typer.Option(10, "--span", min=1, max=3600, metavar="SECONDS",
+                             help="The seconds counted, newest last, in per-second steps."),
+    sort: Sort = typer.Option(Sort.segs, "--sort",
+                              help="What comes first: segs (retransmitted), drops, or rate "
+                              "(the flow's newest, over --window)."),
+    window: float = WINDOW_OPTION,
+    object_path: Path = OBJECT_OPTION,
+    ring_kib: int = RING_KIB_OPTION,
+    job_env: List[str] = JOB_ENV_OPTION,
+    duration: Optional[float] = DURATION_OPTION,
+    no_drops: bool = NO_DROPS_OPTION,
+    drops: Optional[Drops] = DROPS_OPTION,
+) -> None:
+    if not os.isatty(1):
+        raise click.UsageError("top draws on a terminal, and stdout is not one (for a pipe, "
+                               "the stream writes JSONL: run it without a command)")
+    if no_drops and drops is not None:
+        raise click.UsageError("--no-drops and --drops contradict each other: give one")
+    from ..output.stop import StopSignals
+
+    with StopSignals() as stop:
+        from .streaming import StreamSettings, run
+
+        shown = None if no_drops else (drops or Drops.loss).value
+        settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
+                                  format="top", span=span, sort=sort.value)
+        totals = run(stop, settings, _say)
+    _say_stopped(totals)
 
 
 @app.command(help="Preflight for this node: kernel, BTF, capabilities, drop reasons (how "

@@ -3,6 +3,7 @@ object loaded and attached, the "attached" line on stderr, then the stream
 until a stop. The CLI imports it only then, so --help, --version and usage
 errors never load the binding."""
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ class StreamSettings:
     duration: Optional[float] = None
     # "loss" or "all"; None: no drops reported
     drops: Optional[str] = "loss"
+    # "json": xctl's JSONL; "table": rows for a person; "top": the full-screen view
+    format: str = "json"
+    # top's: the seconds it counts over, and what it sorts by first
+    span: int = 10
+    sort: str = "segs"
 
 
 def _ms_since_process_start() -> float:
@@ -50,6 +56,21 @@ def _drop_reasons(drops: Optional[str]):
     return reasons, policy(reasons, report_all=drops == "all"), None
 
 
+def _output(stop, settings: StreamSettings):
+    """The sink the lines go to (None: the stream's own, JSONL on stdout),
+    and what holds the terminal while the stream runs (top's screen)."""
+    if settings.format == "top":
+        from ..terminal.top import TopView
+
+        view = TopView(stop, settings.span, settings.sort)
+        return view.sink, view
+    if settings.format == "table":
+        from ..terminal.table import table_writer
+
+        return table_writer(1, settings.window), contextlib.nullcontext()
+    return None, contextlib.nullcontext()
+
+
 def run(stop, settings: StreamSettings, say: Say):
     """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
     reasons, drop_policy, unreported = _drop_reasons(settings.drops)
@@ -62,8 +83,9 @@ def run(stop, settings: StreamSettings, say: Say):
         from ..context.owners import Owners
         from ..output.stream import Stream
 
+        sink, screen = _output(stop, settings)
         stream = Stream(probe, settings.window, Owners(probe.socket_holders, settings.job_env),
-                        stop, reasons=reasons)
+                        stop, reasons=reasons, sink=sink)
         hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
               else "HZ unknown: rto_ms and stalled_ms left out")
         say(
@@ -71,4 +93,5 @@ def run(stop, settings: StreamSettings, say: Say):
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}; "
             f"{probe.sockets}"
         )
-        return stream.run(settings.duration)
+        with screen:
+            return stream.run(settings.duration)

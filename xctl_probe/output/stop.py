@@ -1,4 +1,5 @@
-"""SIGTERM and SIGINT, turned into a flag and a descriptor to poll.
+"""SIGTERM and SIGINT, turned into a flag and a descriptor to poll; a stop
+asked for from within (top's ``q``) takes the same way.
 
 Its own module, light on imports: the CLI installs it before it loads the
 BPF object, and imports the rest of the stream only after the load (libbpf's
@@ -29,6 +30,15 @@ class StopSignals:
 
     def _on_signal(self, signum, frame) -> None:
         self.requested = True
+
+    def request(self) -> None:
+        """A stop asked for from within (``q`` in top), from any thread: it
+        ends the stream exactly as SIGTERM would."""
+        self.requested = True
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:  # the pipe is full of wake-ups already
+            pass
 
     def __enter__(self) -> "StopSignals":
         self.fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)

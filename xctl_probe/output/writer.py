@@ -23,6 +23,13 @@ Every line carries ``lost`` once anything was: the records the kernel could
 not give (a full ring, a run it skipped) plus the lines the pending bound
 refused, cumulative since start.
 
+JSONL is the writer's form by default (JsonLines); a person's terminal gets a
+table's rows instead (terminal/table.py), with the same thread and the same
+merging behind a terminal that cannot keep up. A form may leave its work to
+the writer thread (``late``): then that work counts as waiting for the reader,
+so a form slower than the lines come makes them merge too, and never slows
+the line thread.
+
 xctl reads stdout line by line as it comes: nothing may sit in a buffer, so
 each batch goes out with os.write, whatever Python's own buffering would do.
 On a pipe (how xctl reads it) each write is whole lines of at most PIPE_BUF
@@ -36,7 +43,7 @@ import signal
 import stat
 import threading
 import time
-from typing import List, Tuple
+from typing import Any, List, Optional, Protocol, Tuple
 
 import msgspec
 
@@ -51,20 +58,52 @@ class StdoutClosed(Exception):
     """The reader went away (EPIPE): xctl stopped, so the probe should too."""
 
 
-class LineWriter:
-    def __init__(self, fd: int = 1, pending: PendingLines = None):
-        self._fd = fd
-        mode = os.fstat(fd).st_mode
-        self._whole_lines = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+class LineForm(Protocol):
+    """How lines become bytes, with ``lost``, the records lost so far."""
+
+    def early(self, lines: List[TransportDrop], lost: int) -> Any:
+        """On the caller's thread (the line thread), as a batch is handed over."""
+
+    def merged(self, lines: List[TransportDrop], lost: int) -> Any:
+        """On the writer thread: lines that waited, merged per flow."""
+
+    def late(self, prepared: Any) -> bytes:
+        """On the writer thread, just before the write: what early or merged gave, as bytes."""
+
+
+class JsonLines:
+    """xctl's JSONL: a batch is encoded at once, on the caller's thread."""
+
+    def __init__(self):
         # One encoder per thread: the caller's for lines as they come, the
         # writer's for merged lines.
         self._encoder = msgspec.json.Encoder()
         self._merged_encoder = msgspec.json.Encoder()
+
+    def early(self, lines: List[TransportDrop], lost: int) -> bytes:
+        return _encoded(self._encoder, lines, lost)
+
+    def merged(self, lines: List[TransportDrop], lost: int) -> bytes:
+        return _encoded(self._merged_encoder, lines, lost)
+
+    def late(self, prepared: bytes) -> bytes:
+        return prepared
+
+
+class LineWriter:
+    def __init__(self, fd: int = 1, pending: PendingLines = None,
+                 form: Optional[LineForm] = None):
+        self._fd = fd
+        self._form = form if form is not None else JsonLines()
+        mode = os.fstat(fd).st_mode
+        # xctl's lines, whole on a pipe; a table's rows are for a person.
+        self._whole_lines = isinstance(self._form, JsonLines) and (
+            stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode))
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._written = threading.Condition(self._lock)
-        # Encoded batches, each with its count of lines.
-        self._ready: List[Tuple[bytes, int]] = []
+        # Batches as the form's early() gave them, each with its count of lines.
+        self._ready: List[Tuple[Any, int]] = []
         self._ready_lines = 0
         self._pending = pending if pending is not None else PendingLines()
         self._writing_since = 0.0
@@ -100,7 +139,7 @@ class LineWriter:
             lost = self.lost
         # Outside the lock: the writer thread need not wait for the encoding.
         # Only this thread adds lines, so the batch's place in the order holds.
-        data = _encoded(self._encoder, lines, lost)
+        data = self._form.early(lines, lost)
         with self._lock:
             self._ready.append((data, len(lines)))
             self._ready_lines += len(lines)
@@ -122,9 +161,9 @@ class LineWriter:
                 lambda: self.closed or not (self._ready or len(self._pending)
                                             or self._taken > self.lines), timeout_s)
 
-    def _next(self) -> List[Tuple[bytes, int]]:
-        """What is to be written next, encoded, each with its count of lines;
-        nothing once closing and all is written."""
+    def _next(self) -> List[Tuple[Any, int]]:
+        """What is to be written next, as the form prepared it, each with its
+        count of lines; nothing once closing and all is written."""
         with self._lock:
             while not (self._ready or len(self._pending)):
                 self._behind = False  # all written: the reader has caught up
@@ -137,7 +176,7 @@ class LineWriter:
             self._taken += self._ready_lines + len(merged)
             self._ready_lines = 0
         if merged:
-            batches.append((_encoded(self._merged_encoder, merged, lost), len(merged)))
+            batches.append((self._form.merged(merged, lost), len(merged)))
         return batches
 
     def _run(self) -> None:
@@ -148,11 +187,14 @@ class LineWriter:
             if not batches:
                 return
             try:
-                for data, count in batches:
+                for prepared, count in batches:
+                    self._writing_since = time.monotonic()
+                    data = self._form.late(prepared)
                     if self._whole_lines:
                         self._write_whole_lines(data)
                     else:
                         self._write(memoryview(data), count)
+                    self._writing_since = 0.0
             except OSError:  # EPIPE above all: the reader is gone, and so is every later line
                 with self._lock:
                     self.closed = True
@@ -171,7 +213,8 @@ class LineWriter:
 
     def _write(self, view: memoryview, lines: int) -> None:
         written = 0
-        self._writing_since = time.monotonic()
+        # Since the form's late() began, for the first write of a batch.
+        self._writing_since = self._writing_since or time.monotonic()
         try:
             while written < len(view):
                 written += os.write(self._fd, view[written:])
