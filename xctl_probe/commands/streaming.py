@@ -5,14 +5,19 @@ errors never load the binding."""
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
+import click
+
 from ..kernel.drop_reasons import reported_reasons
+from ..kernel.flow_filter import flow_filter
 from ..kernel.loader import LoadedProbe
 from ..kernel.preconditions import KERNEL_BTF
 from ..meaning.drop_classes import policy
+from ..meaning.filters import Filters
+from .filter_options import reason_codes
 
 Say = Callable[[str], None]
 
@@ -28,6 +33,7 @@ class StreamSettings:
     duration: Optional[float] = None
     # "loss" or "all"; None: no drops reported
     drops: Optional[str] = "loss"
+    filters: Filters = field(default_factory=Filters)
 
 
 def _ms_since_process_start() -> float:
@@ -38,23 +44,31 @@ def _ms_since_process_start() -> float:
     return (time.clock_gettime(time.CLOCK_BOOTTIME) - start_s) * 1000
 
 
-def _drop_reasons(drops: Optional[str]):
+def _drop_reasons(drops: Optional[str], filters: Filters):
     """This kernel's drop reasons and what the drop program is to report of
-    them (``drops``: "loss" or "all"); (None, None) when drops are not to be
-    reported, and why not if the kernel is the reason."""
+    them (``drops``: "loss" or "all"; ``filters``' reasons only, if any); (None,
+    None) when drops are not to be reported, and why not if the kernel is the
+    reason."""
     if drops is None or not KERNEL_BTF.is_file():
         return None, None, None
     reasons, said = reported_reasons(KERNEL_BTF)
     if reasons is None:
+        if filters.reasons:
+            raise click.UsageError(f"--reason: {said}")
         return None, None, f"drops: not reported: {said}; reporting retransmissions only"
-    return reasons, policy(reasons, report_all=drops == "all"), None
+    report_all = drops == "all"
+    asked = reason_codes(filters, reasons, report_all) if filters.reasons else None
+    return reasons, policy(reasons, report_all, asked), None
 
 
 def run(stop, settings: StreamSettings, say: Say):
     """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
-    reasons, drop_policy, unreported = _drop_reasons(settings.drops)
+    filters = settings.filters
+    reasons, drop_policy, unreported = _drop_reasons(settings.drops, filters)
     with LoadedProbe(settings.object_path, ring_bytes=settings.ring_kib * 1024,
-                     drops=drop_policy) as probe:
+                     drops=drop_policy,
+                     filters=flow_filter(filters.ports, filters.netns, filters.families)
+                     ) as probe:
         # Once loaded: a probe that cannot start says one line, its error.
         if unreported:
             say(unreported)
@@ -63,7 +77,7 @@ def run(stop, settings: StreamSettings, say: Say):
         from ..output.stream import Stream
 
         stream = Stream(probe, settings.window, Owners(probe.socket_holders, settings.job_env),
-                        stop, reasons=reasons)
+                        stop, reasons=reasons, keep=filters.keep())
         hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
               else "HZ unknown: rto_ms and stalled_ms left out")
         say(
