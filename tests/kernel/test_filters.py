@@ -66,7 +66,7 @@ def test_ports_family_and_netns_leave_the_ring_nothing_of_what_they_filter_out()
     # The unfiltered probe saw all four storms, to the segment.
     for ns in (a, b):
         check_segs(sum(e["segs"] for e in retransmissions(every.lines, ns.inode)),
-                   delta[ns.inode], True)
+                   delta[ns.inode], every.err_layout)
     assert all(drops_by_port(every.lines, a.inode).get(port) for port in (p, q, m))
     # B on port q: no such traffic (B stormed on p, A on q): not one record.
     print(f"records: unfiltered {every.records}, --netns B --port q {none.records}, "
@@ -157,9 +157,9 @@ def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup
         procs.append(ns.spawn("--port", str(other), "--seconds", str(SECONDS), "--wait-go",
                               "--name-hex", b"xpt-other".hex()))
         kept_pid = merged_lines(procs[0].stdout.readline())["pid"]
-        probes = Probes(["--pid", str(kept_pid)],
+        probes = Probes(["--pid", str(kept_pid), "--job", "4343"],
                         ["--comm", "xpt-other", "--kind", "fast", "--kind", "tlp"],
-                        ["--job", "4343", "--cgroup", str(job_cgroup)])
+                        ["--cgroup", str(job_cgroup)])
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()
@@ -169,7 +169,7 @@ def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup
             proc.communicate(timeout=300)
         ns.wait_settled(keep)
         ns.wait_settled(other)
-        every, by_pid, by_comm_kind, by_job = probes.stop()
+        every, by_pid_job, by_comm_kind, by_cgroup = probes.stop()
     finally:
         if probes is not None:
             probes.kill()
@@ -182,18 +182,27 @@ def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup
     ours = retransmissions(every.lines, ns.inode)
     # One process holds both ends of each flow: every line names it.
     assert ours and all("pid" in e for e in ours)
+    # The cgroup is the kernel's, in the record: the same in every probe.
+    wanted = [e for e in ours if e.get("cgroup_id") == cgroup_id]
+    assert all(e.get("cgroup_id") == cgroup_id for e in by_cgroup.lines)
+    assert wanted and record_keys(retransmissions(by_cgroup.lines, ns.inode)) == record_keys(
+        wanted)
+    # An owner, its comm and job are user space's, found by each probe as it
+    # makes the line: a line that one probe names and another does not (a
+    # socket closed before it asked) may differ, as the owner tests allow (at
+    # least 99 % named).
     cases = [
-        (by_pid, lambda e: e.get("pid") == kept_pid),
+        (by_pid_job, lambda e: e.get("pid") == kept_pid and e.get("job_id") == "4343"),
         (by_comm_kind, lambda e: e.get("comm") == "xpt-other" and e.get("kind") in ("fast",
                                                                                     "tlp")),
-        (by_job, lambda e: e.get("job_id") == "4343" and e.get("cgroup_id") == cgroup_id),
     ]
     for kept, matches in cases:
         # Nothing that does not match, anywhere on the machine ...
         assert all(matches(e) for e in kept.lines)
-        # ... and every retransmission line of the test's that matches.
-        wanted = [e for e in ours if matches(e)]
-        print(f"{len(wanted)} of {len(ours)} lines match; the filtered probe kept "
-              f"{len(retransmissions(kept.lines, ns.inode))}")
-        assert wanted and record_keys(retransmissions(kept.lines, ns.inode)) == record_keys(
-            wanted)
+        # ... and the retransmission lines of the test's that match.
+        wanted = record_keys([e for e in ours if matches(e)])
+        got = record_keys(retransmissions(kept.lines, ns.inode))
+        print(f"{sum(wanted.values())} of {len(ours)} lines match; the filtered probe kept "
+              f"{sum(got.values())}")
+        assert wanted and not got - wanted
+        assert 100 * sum((wanted - got).values()) <= sum(wanted.values())

@@ -21,6 +21,7 @@ class Kept:
     lines: List[dict]
     records: int  # taken from the probe's ring
     lost: int
+    err_layout: bool  # the 6.17+ tracepoint (lab.accounting.check_segs)
 
 
 def record_keys(lines: List[dict]) -> Counter:
@@ -67,7 +68,7 @@ class Probes:
             stopped = STOPPED.search(said)
             assert stopped, said
             kept.append(Kept([check_probe_line(raw) for raw in probe.lines],
-                             int(stopped.group(2)), int(stopped.group(3))))
+                             int(stopped.group(2)), int(stopped.group(3)), probe.err_layout))
         return kept
 
     def kill(self) -> None:
