@@ -16,6 +16,7 @@
 #include <bpf/bpf_endian.h>
 #include "core_fixes.bpf.h"
 #include "ring.bpf.h"
+#include "filter.bpf.h"
 
 /*
  * Set by user space before load from the running kernel's names
@@ -55,9 +56,18 @@ struct {
 	__type(value, struct xp_drop_window);
 } drop_window SEC(".maps");
 
+#ifndef barrier_var
+#define barrier_var(var) asm volatile("" : "=r"(var) : "0"(var))
+#endif
+
 static __always_inline __u8 drop_class(__u32 reason)
 {
-	return reason < XP_DROP_REASONS ? drop_policy.classes[reason] : XP_DROP_LOSS;
+	if (reason >= XP_DROP_REASONS)
+		return drop_policy.beyond;
+	/* Else clang may index the table before the check, which the verifier
+	 * then sees unbounded. */
+	barrier_var(reason);
+	return drop_policy.classes[reason];
 }
 
 /*
@@ -344,7 +354,9 @@ static __always_inline void report_drop(const struct sk_buff *skb, const struct 
  * drop, and what is no loss unless user space asked for those too, returns
  * before a record is reserved: what is never a loss at once, a segment
  * received after the peer's FIN once the packet and socket are read. So does
- * a drop of a flood, past its key's records of the second: it is counted.
+ * a drop of a flow or reason filtered out (filter.bpf.h, the policy's
+ * XP_DROP_NOT_ASKED), with no tally either, and a drop of a flood past its
+ * key's records of the second: it is counted.
  */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(xp_kfree_skb, struct sk_buff *skb, void *location)
@@ -361,11 +373,15 @@ int BPF_PROG(xp_kfree_skb, struct sk_buff *skb, void *location)
 	if (no_drop(reason))
 		return 0;
 	class = drop_class(reason);
-	if (class == XP_DROP_NOT_LOSS && !drop_policy.report_all)
+	if (class == XP_DROP_NOT_ASKED || (class == XP_DROP_NOT_LOSS && !drop_policy.report_all))
 		return 0;
-	if (parse_packet(skb, &packet))
+	if (parse_packet(skb, &packet) ||
+	    !port_wanted(bpf_ntohs(packet.source), bpf_ntohs(packet.dest)) ||
+	    !family_wanted(packet.family, packet.saddr, packet.daddr))
 		return 0;
 	sk = named_sock(ctx, skb, &state);
+	if (flow_filter.nnetns && !netns_wanted(drop_netns(skb, sk, state)))
+		return 0;
 	inbound = !sk || BPF_CORE_READ(sk, __sk_common.skc_num) != bpf_ntohs(packet.source);
 	no_loss = not_loss(class, state, inbound);
 	if (no_loss && !drop_policy.report_all)

@@ -15,6 +15,7 @@
 #include "core_fixes.bpf.h"
 #include "record.h"
 #include "ring.bpf.h"
+#include "filter.bpf.h"
 #include "holders.bpf.h"
 #include "sock_state.bpf.h"
 
@@ -160,7 +161,7 @@ static __always_inline int on_retransmit(struct sock *sk, const struct sk_buff *
 	struct xp_record *r;
 	__u32 retrans;
 
-	if (!tp)
+	if (!tp || !sock_wanted(&sk->__sk_common))
 		return 0;
 	r = reserve_record();
 	if (!r)
@@ -203,7 +204,7 @@ int BPF_PROG(xp_tcp_retransmit_synack, struct sock *sk, const struct request_soc
 	struct xp_record *r;
 	__u32 before, retrans;
 
-	if (!tp)
+	if (!tp || !sock_wanted(&req->__req_common))
 		return 0;
 	r = reserve_record();
 	if (!r)
@@ -269,8 +270,11 @@ static __always_inline void remember_owner(struct xp_sock_state *st)
 static __always_inline void report_owner(struct sock *sk, const struct tcp_sock *tp,
 					 const struct xp_sock_state *st)
 {
-	struct xp_record *r = reserve_record();
+	struct xp_record *r;
 
+	if (!sock_wanted(&sk->__sk_common))
+		return;
+	r = reserve_record();
 	if (!r)
 		return;
 	fill_flow(r, &sk->__sk_common);
@@ -360,6 +364,8 @@ static __always_inline void report_close(struct sock *sk)
 	if (!tp || !st || st->flags & (XP_S_BASE_AT_ESTABLISHED | XP_S_NO_BASE))
 		return;
 	if (!(st->flags & XP_S_RECORDED) && tp->total_retrans == st->reported)
+		return;
+	if (!sock_wanted(&sk->__sk_common))
 		return;
 	r = reserve_record();
 	if (!r)

@@ -102,6 +102,7 @@ enum xp_drop_class {
 	XP_DROP_NOT_LOSS = 1,		/* never a loss: a free at teardown, a duplicate */
 	XP_DROP_NOT_LOSS_AFTER_FIN = 2,	/* no loss in a segment received after the peer's
 					 * FIN, or by a closed socket (bpf/drops.bpf.h) */
+	XP_DROP_NOT_ASKED = 3,		/* a reason --reason did not ask for: never reported */
 };
 
 /* Drop reasons the policy classifies, 0 up to this; about 130 in Linux 6.18. */
@@ -111,6 +112,31 @@ enum xp_drop_class {
 struct xp_drop_policy {
 	__u8 report_all;			/* 1: report the drops that are no loss too */
 	__u8 classes[XP_DROP_REASONS];		/* enum xp_drop_class, by reason */
+	__u8 beyond;				/* the class of a reason past the table */
+};
+
+/*
+ * Which flows get records at all (--port, --family, --netns), in the
+ * object's read-only section .rodata.filter, set before load
+ * (xctl_probe/kernel/flow_filter.py); all zero: every flow. A flow passes
+ * when its local or remote port is one of ports, its namespace one of netns,
+ * and its family one of families (each only when given).
+ */
+#define XP_FILTER_PORTS 8
+#define XP_FILTER_NETNS 8
+
+enum xp_filter_family {
+	XP_FILTER_IPV4 = 1,	/* an IPv4-mapped IPv6 flow too, as lines report it */
+	XP_FILTER_IPV6 = 2,
+};
+
+struct xp_filter {
+	__u32 netns[XP_FILTER_NETNS];	/* namespace inodes, the first nnetns of them */
+	__u16 ports[XP_FILTER_PORTS];	/* host order, the first nports of them */
+	__u8 nports;
+	__u8 nnetns;
+	__u8 families;			/* enum xp_filter_family bits; 0: any */
+	__u8 unused;			/* 0: the layout has no implicit padding */
 };
 
 /* TCP states (tcp_states.h, all below 16) and 0 for a drop without a socket. */

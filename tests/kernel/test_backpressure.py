@@ -150,8 +150,9 @@ def test_a_reader_still_stalled_at_stop_gets_only_whole_lines():
         sender.communicate(timeout=300)
         print(stderr.strip())
         assert rc == 0
-        assert re.search(r"stopped after \d+ lines; \d+ records lost; [1-9]\d* lines not written "
-                         r"\(stdout's reader stalled\)\n$", stderr), stderr
+        assert re.search(r"stopped after \d+ lines from \d+ records; \d+ records lost; "
+                         r"[1-9]\d* lines not written \(stdout's reader stalled\)\n$",
+                         stderr), stderr
         assert probe.lines and all(raw.endswith(b"\n") for raw in probe.lines)
         for raw in probe.lines:
             check_probe_line(raw)

@@ -124,7 +124,7 @@ def test_duration_stops_as_sigterm_would():
         probe.kill()
         ns.close()
     assert rc == 0 and 5.5 <= elapsed < 15, (rc, elapsed)
-    assert re.match(r"xctl-probe-ebpf: stopped after \d+ lines; 0 records lost\n$",
+    assert re.match(r"xctl-probe-ebpf: stopped after \d+ lines from \d+ records; 0 records lost\n$",
                     probe.stderr_text())
     events = flow_lines([check_probe_line(raw) for raw in probe.lines], 9630, ns.inode)
     delta = {k: after[k] - before.get(k, 0) for k in after}

@@ -46,7 +46,7 @@ def test_runs_the_kernel_skipped_are_lost_records_in_lines_and_stop_line(tmp_pat
             skipped = programs.skipped()
             assert skipped.get(skipped_runs.NESTED) == 120, skipped
             assert probe.stop() == 0
-        assert re.fullmatch(rf"xctl-probe-ebpf: stopped after \d+ lines; "
+        assert re.fullmatch(rf"xctl-probe-ebpf: stopped after \d+ lines from \d+ records; "
                             rf"{sum(skipped.values())} records lost\n", probe.stderr_text())
     finally:
         if probe is not None:

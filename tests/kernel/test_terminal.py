@@ -156,7 +156,7 @@ def test_table_rows_add_up_to_the_kernels_count(tmux):
         ns.close()
     header = header_of_table(history)
     flow, segs = column(header, "LOCAL → REMOTE"), column(header, "SEGS", right=True)
-    ours = re.compile(rf"127\.0\.0\.1:(\d+) → 127\.0\.0\.1:(\d+) *$")
+    ours = re.compile(r"127\.0\.0\.1:(\d+) → 127\.0\.0\.1:(\d+) *$")
     total = rows = 0
     for line in history.splitlines():
         match = re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) and ours.match(line[flow])

@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--role", choices=("both", "server", "client"), default="both")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--family", choices=("4", "6"), default="4")
+    # m: IPv6 sockets carrying IPv4 (IPv4-mapped addresses), as a dual-stack server sees them.
+    parser.add_argument("--family", choices=("4", "6", "m"), default="4")
     parser.add_argument("--duplex", action="store_true")
     parser.add_argument("--pingpong", action="store_true")
     parser.add_argument("--wait-go", action="store_true")
@@ -105,12 +106,13 @@ def main() -> None:
     if args.name_hex:
         set_comm(bytes.fromhex(args.name_hex))
 
-    family, host = (socket.AF_INET, "127.0.0.1") if args.family == "4" else (socket.AF_INET6, "::1")
+    family, host = {"4": (socket.AF_INET, "127.0.0.1"), "6": (socket.AF_INET6, "::1"),
+                    "m": (socket.AF_INET6, "::ffff:127.0.0.1")}[args.family]
     server = None
     if args.role in ("both", "server"):
         server = socket.socket(family, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind((host, args.port))
+        server.bind(("::" if args.family == "m" else host, args.port))
         server.listen()
     if args.role == "server":
         say(pid=os.getpid(), port=args.port)

@@ -59,14 +59,17 @@ def _capabilities(mask: int) -> Tuple[Finding, int]:
     return Finding("warn" if lacks else "ok", "capabilities", text), EXIT_OK
 
 
-def _drops() -> Tuple[Finding, Optional[DropPolicy]]:
+def _drops(listed: bool = False) -> Tuple[Finding, Optional[DropPolicy]]:
     """Whether drops can be reported (the kernel names its drop reasons in
-    BTF), how the table of losses meets this kernel, and the policy to load."""
+    BTF), how the table of losses meets this kernel, and the policy to load;
+    ``listed``: each reason's name under it, as --reason takes them."""
     reasons, said = reported_reasons(KERNEL_BTF)
     if reasons is None:
         return Finding("warn", "drops", f"{said}: retransmissions only"), None
     said = f"{said}; {drop_classes.summary(reasons)}"
-    return Finding("ok", "drops", said), drop_classes.policy(reasons)
+    names = tuple(f"{name} ({drop_classes.label(name)})" for _, name in sorted(reasons.items())
+                  ) if listed else ()
+    return Finding("ok", "drops", said, names), drop_classes.policy(reasons)
 
 
 def _hooks(object_path: Path, drops: Optional[DropPolicy]) -> Tuple[List[Finding], int]:
@@ -123,8 +126,9 @@ def _environment(proc: str = "/proc") -> Finding:
                    "readable")
 
 
-def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
-    """Prints each finding as it is made; returns the exit code."""
+def run_checks(object_path: Path, say: Callable[[str], None], reasons: bool = False) -> int:
+    """Prints each finding as it is made (``reasons``: this kernel's drop
+    reasons listed under drops); returns the exit code."""
     say(str(_kernel()))
     btf, btf_code = _btf()
     say(str(btf))
@@ -132,7 +136,7 @@ def run_checks(object_path: Path, say: Callable[[str], None]) -> int:
     say(str(caps))
     code = btf_code or caps_code
     if code == EXIT_OK:
-        drops, drop_policy = _drops()
+        drops, drop_policy = _drops(reasons)
         say(str(drops))
         hooks, code = _hooks(object_path, drop_policy)
         for finding in hooks:

@@ -19,6 +19,9 @@ from .. import __version__
 from ..errors import (EXIT_BAD_INSTALL, EXIT_INTERNAL, EXIT_KERNEL_UNSUPPORTED, EXIT_NO_BTF,
                       EXIT_NO_PRIVILEGE, EXIT_OK, EXIT_USAGE, ProbeError)
 from ..kernel.objects import PROBE_OBJECT
+from .filter_options import (CGROUP_OPTION, COMM_OPTION, FAMILY_OPTION, JOB_OPTION, KIND_OPTION,
+                             NETNS_OPTION, PID_OPTION, PORT_OPTION, REASON_OPTION, Family, Kind,
+                             filters_from)
 
 PROG = "xctl-probe-ebpf"
 
@@ -192,12 +195,21 @@ def stream(
     no_drops: bool = NO_DROPS_OPTION,
     drops: Optional[Drops] = DROPS_OPTION,
     format: Optional[Format] = FORMAT_OPTION,
+    pid: List[int] = PID_OPTION,
+    comm: List[str] = COMM_OPTION,
+    port: List[int] = PORT_OPTION,
+    job: List[str] = JOB_OPTION,
+    cgroup: List[str] = CGROUP_OPTION,
+    netns: List[str] = NETNS_OPTION,
+    family: List[Family] = FAMILY_OPTION,
+    kind: List[Kind] = KIND_OPTION,
+    reason: List[str] = REASON_OPTION,
     version: bool = VERSION_OPTION,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
-    if no_drops and drops is not None:
-        raise click.UsageError("--no-drops and --drops contradict each other: give one")
+    filters = filters_from(pid, comm, port, job, cgroup, netns, family, kind, reason)
+    shown = _drops_shown(no_drops, drops, filters)
     # Imported here, not at the top: --help, --version and usage errors stay
     # fast and work even where the binding is broken.
     from ..output.stop import StopSignals
@@ -207,19 +219,31 @@ def stream(
     with StopSignals() as stop:
         from .streaming import StreamSettings, run
 
-        shown = None if no_drops else (drops or Drops.loss).value
         form = format or (Format.table if os.isatty(1) else Format.json)
         settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
-                                  format=form.value)
+                                  format=form.value, filters=filters)
         totals = run(stop, settings, _say)
     _say_stopped(totals)
+
+
+def _drops_shown(no_drops: bool, drops: Optional[Drops], filters) -> Optional[str]:
+    """Which drops the stream reports ("loss" or "all"), None for none;
+    options that contradict each other are a usage error."""
+    if no_drops and drops is not None:
+        raise click.UsageError("--no-drops and --drops contradict each other: give one")
+    if no_drops and filters.reasons:
+        raise click.UsageError("--no-drops and --reason contradict each other: give one")
+    if no_drops and filters.kinds == {"drop"}:
+        raise click.UsageError("--no-drops and --kind drop contradict each other: give one")
+    return None if no_drops or not filters.drops else (drops or Drops.loss).value
 
 
 def _say_stopped(totals) -> None:
     if not totals.stdout_closed:
         unwritten = (f"; {totals.unwritten} lines not written (stdout's reader stalled)"
                      if totals.unwritten else "")
-        _say(f"stopped after {totals.lines} lines; {totals.lost} records lost{unwritten}")
+        _say(f"stopped after {totals.lines} lines from {totals.records} records; "
+             f"{totals.lost} records lost{unwritten}")
 
 
 @app.command(help="A full-screen view, refreshed every second, of the flows, processes and "
@@ -240,20 +264,28 @@ def top(
     duration: Optional[float] = DURATION_OPTION,
     no_drops: bool = NO_DROPS_OPTION,
     drops: Optional[Drops] = DROPS_OPTION,
+    pid: List[int] = PID_OPTION,
+    comm: List[str] = COMM_OPTION,
+    port: List[int] = PORT_OPTION,
+    job: List[str] = JOB_OPTION,
+    cgroup: List[str] = CGROUP_OPTION,
+    netns: List[str] = NETNS_OPTION,
+    family: List[Family] = FAMILY_OPTION,
+    kind: List[Kind] = KIND_OPTION,
+    reason: List[str] = REASON_OPTION,
 ) -> None:
     if not os.isatty(1):
         raise click.UsageError("top draws on a terminal, and stdout is not one (for a pipe, "
                                "the stream writes JSONL: run it without a command)")
-    if no_drops and drops is not None:
-        raise click.UsageError("--no-drops and --drops contradict each other: give one")
+    filters = filters_from(pid, comm, port, job, cgroup, netns, family, kind, reason)
+    shown = _drops_shown(no_drops, drops, filters)
     from ..output.stop import StopSignals
 
     with StopSignals() as stop:
         from .streaming import StreamSettings, run
 
-        shown = None if no_drops else (drops or Drops.loss).value
         settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
-                                  format="top", span=span, sort=sort.value)
+                                  format="top", span=span, sort=sort.value, filters=filters)
         totals = run(stop, settings, _say)
     _say_stopped(totals)
 
@@ -262,10 +294,15 @@ def top(
              "many are no loss), each hook (loaded, attached, detached), owners; one line per "
              "finding. Exit 0 when the probe can "
              "run, else the code it would fail with.")
-def check(object_path: Path = OBJECT_OPTION) -> None:
+def check(
+    object_path: Path = OBJECT_OPTION,
+    reasons: bool = typer.Option(False, "--reasons",
+                                 help="List this kernel's drop reasons under drops, each "
+                                 "with what the probe makes of it (the names --reason takes)."),
+) -> None:
     from .check import run_checks
 
-    code = run_checks(object_path, typer.echo)
+    code = run_checks(object_path, typer.echo, reasons)
     if code:
         raise typer.Exit(code)
 

@@ -6,14 +6,19 @@ errors never load the binding."""
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
+import click
+
 from ..kernel.drop_reasons import reported_reasons
+from ..kernel.flow_filter import flow_filter
 from ..kernel.loader import LoadedProbe
 from ..kernel.preconditions import KERNEL_BTF
 from ..meaning.drop_classes import policy
+from ..meaning.filters import Filters
+from .filter_options import reason_codes
 
 Say = Callable[[str], None]
 
@@ -34,6 +39,7 @@ class StreamSettings:
     # top's: the seconds it counts over, and what it sorts by first
     span: int = 10
     sort: str = "segs"
+    filters: Filters = field(default_factory=Filters)
 
 
 def _ms_since_process_start() -> float:
@@ -44,16 +50,21 @@ def _ms_since_process_start() -> float:
     return (time.clock_gettime(time.CLOCK_BOOTTIME) - start_s) * 1000
 
 
-def _drop_reasons(drops: Optional[str]):
+def _drop_reasons(drops: Optional[str], filters: Filters):
     """This kernel's drop reasons and what the drop program is to report of
-    them (``drops``: "loss" or "all"); (None, None) when drops are not to be
-    reported, and why not if the kernel is the reason."""
+    them (``drops``: "loss" or "all"; ``filters``' reasons only, if any); (None,
+    None) when drops are not to be reported, and why not if the kernel is the
+    reason."""
     if drops is None or not KERNEL_BTF.is_file():
         return None, None, None
     reasons, said = reported_reasons(KERNEL_BTF)
     if reasons is None:
+        if filters.reasons:
+            raise click.UsageError(f"--reason: {said}")
         return None, None, f"drops: not reported: {said}; reporting retransmissions only"
-    return reasons, policy(reasons, report_all=drops == "all"), None
+    report_all = drops == "all"
+    asked = reason_codes(filters, reasons, report_all) if filters.reasons else None
+    return reasons, policy(reasons, report_all, asked), None
 
 
 def _output(stop, settings: StreamSettings):
@@ -73,9 +84,12 @@ def _output(stop, settings: StreamSettings):
 
 def run(stop, settings: StreamSettings, say: Say):
     """Loads, attaches and streams until ``stop`` (or the duration); the totals."""
-    reasons, drop_policy, unreported = _drop_reasons(settings.drops)
+    filters = settings.filters
+    reasons, drop_policy, unreported = _drop_reasons(settings.drops, filters)
     with LoadedProbe(settings.object_path, ring_bytes=settings.ring_kib * 1024,
-                     drops=drop_policy) as probe:
+                     drops=drop_policy,
+                     filters=flow_filter(filters.ports, filters.netns, filters.families)
+                     ) as probe:
         # Once loaded: a probe that cannot start says one line, its error.
         if unreported:
             say(unreported)
@@ -85,7 +99,7 @@ def run(stop, settings: StreamSettings, say: Say):
 
         sink, screen = _output(stop, settings)
         stream = Stream(probe, settings.window, Owners(probe.socket_holders, settings.job_env),
-                        stop, reasons=reasons, sink=sink)
+                        stop, reasons=reasons, sink=sink, keep=filters.keep())
         hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
               else "HZ unknown: rto_ms and stalled_ms left out")
         say(

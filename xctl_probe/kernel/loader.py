@@ -19,6 +19,8 @@ from .bpf_object import BpfObject
 from .drop_policy import SECTION as DROP_SECTION
 from .drop_policy import DropPolicy
 from .drop_tallies import TALLIES_MAP, DropTallies
+from .flow_filter import SECTION as FILTER_SECTION
+from .flow_filter import FlowFilter
 from .holders import SocketHolderPasses
 from .lost_records import LostRecords
 from .objects import PROBE_OBJECT
@@ -37,11 +39,13 @@ class LoadedProbe:
 
     def __init__(self, object_path: Path = PROBE_OBJECT, btf_path: Path = KERNEL_BTF,
                  ring_bytes: int = DEFAULT_RING_BYTES, attach: bool = True,
-                 drops: Optional[DropPolicy] = DropPolicy()):
+                 drops: Optional[DropPolicy] = DropPolicy(),
+                 filters: Optional[FlowFilter] = None):
         """``btf_path``: the BTF the object's CO-RE relocations resolve
         against (bpf_object.py says why the kernel's own is named);
         ``drops``: which drops the drop program reports (by default every
-        one); None leaves the program out."""
+        one); None leaves the program out; ``filters``: the flows every
+        program reports (by default all)."""
         preconditions.require(object_path)
         self._obj: Optional[BpfObject] = None
         self._holders: Optional[SocketHolderPasses] = None
@@ -49,12 +53,13 @@ class LoadedProbe:
         self._attachment = Attachment()
         try:
             self.sock_helpers = sock_helpers.wanted()
-            self._obj = _opened(Path(object_path), btf_path, ring_bytes, drops,
+            self._obj = _opened(Path(object_path), btf_path, ring_bytes, drops, filters,
                                 self.sock_helpers)
             if self._obj.load(tolerated=sock_helpers.HELPERS) is not None:
                 self._obj.close()
                 self.sock_helpers = False
-                self._obj = _opened(Path(object_path), btf_path, ring_bytes, drops, False)
+                self._obj = _opened(Path(object_path), btf_path, ring_bytes, drops, filters,
+                                    False)
                 self._obj.load()
             # Its tracing programs whether attached or not: a bench that
             # attaches none reads them at the cost the stream pays.
@@ -132,7 +137,7 @@ class LoadedProbe:
 
 
 def _opened(object_path: Path, btf_path: Path, ring_bytes: int, drops: Optional[DropPolicy],
-            with_sock_helpers: bool) -> BpfObject:
+            filters: Optional[FlowFilter], with_sock_helpers: bool) -> BpfObject:
     """The object opened and set up for load, with or without the socket
     helpers of tracing programs (sock_helpers.py)."""
     obj = BpfObject(object_path, btf_path)
@@ -142,6 +147,8 @@ def _opened(object_path: Path, btf_path: Path, ring_bytes: int, drops: Optional[
             obj.leave_out(DROP_PROGRAM)
         else:
             obj.set_initial_value(DROP_SECTION, drops.packed())
+        if filters is not None:
+            obj.set_initial_value(FILTER_SECTION, filters.packed())
         obj.set_initial_value(sock_helpers.SECTION, sock_helpers.packed(with_sock_helpers))
         if with_sock_helpers:
             # Preallocated, the hash would hold its memory for nothing.

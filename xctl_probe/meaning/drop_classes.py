@@ -11,9 +11,9 @@ has becomes its number (kernel/drop_policy.py). A name the table lacks, as
 a newer kernel brings, is a loss: reported, never hidden.
 """
 
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Collection, Dict, List, NamedTuple, Optional, Tuple
 
-from ..kernel.drop_policy import LOSS, NOT_LOSS, NOT_LOSS_AFTER_FIN, DropPolicy
+from ..kernel.drop_policy import LOSS, NOT_ASKED, NOT_LOSS, NOT_LOSS_AFTER_FIN, TABLE, DropPolicy
 from ..kernel.drop_reasons import DropReasons
 
 
@@ -110,10 +110,22 @@ GROUPS = (
 BY_NAME: Dict[str, Group] = {name: group for group in GROUPS for name in group.names}
 
 
-def policy(reasons: DropReasons, report_all: bool = False) -> DropPolicy:
-    """What the drop program is told on this kernel: each class by its number here."""
-    return DropPolicy({code: BY_NAME[name].drop_class for code, name in reasons.items()
-                       if name in BY_NAME}, report_all)
+def policy(reasons: DropReasons, report_all: bool = False,
+           asked: Optional[Collection[int]] = None) -> DropPolicy:
+    """What the drop program is told on this kernel: each class by its number
+    here; with ``asked`` (--reason), every other reason NOT_ASKED."""
+    classes = {code: BY_NAME[name].drop_class for code, name in reasons.items()
+               if name in BY_NAME}
+    if asked is None:
+        return DropPolicy(classes, report_all)
+    return DropPolicy({code: classes.get(code, LOSS) if code in asked else NOT_ASKED
+                       for code in range(TABLE)}, report_all, beyond=NOT_ASKED)
+
+
+def label(name: str) -> str:
+    """What the table makes of a reason: its group's label, or that it does not know it."""
+    group = BY_NAME.get(name)
+    return group.label if group is not None else "not in the table: a loss"
 
 
 def unknown(reasons: DropReasons) -> List[str]:

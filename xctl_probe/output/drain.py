@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from ..kernel.ringbuf import RingReader
+from ..kernel.ringbuf import RECORD_SIZE, RingReader
 from .handover import Batches
 
 POLL_MS = 200
@@ -57,6 +57,8 @@ class Drain:
         self._started = 0
         self._finished = 0
         self._polling = False
+        # Records copied out of the ring so far (not the drops only counted).
+        self.records = 0
 
     def run(self, stop, out_fd: int, deadline: Optional[float],
             ended: Callable[[], bool]) -> bool:
@@ -103,6 +105,7 @@ class Drain:
             while self._batches.room():
                 raw = self._ring.read()
                 if raw:
+                    self.records += len(raw) // RECORD_SIZE
                     self._batches.put(bytes(raw))
                 if not self._ring.more():
                     return True

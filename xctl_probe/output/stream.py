@@ -35,6 +35,7 @@ FINAL_FLUSH_S = 2.0
 @dataclass
 class Totals:
     lines: int = 0
+    records: int = 0  # taken from the kernel's ring
     lost: int = 0
     unwritten: int = 0
     stdout_closed: bool = False
@@ -101,6 +102,7 @@ class Stream:
             totals.unwritten = self.close(0 if totals.stdout_closed else FINAL_FLUSH_S)
         totals.stdout_closed = totals.stdout_closed or self._sink.closed
         totals.lines = self._sink.lines
+        totals.records = self._drain.records
         totals.lost = self._sink.lost + left_behind
         return totals
 
