@@ -119,7 +119,8 @@ def test_table_rows_name_the_storms_process_and_flow(storm, tmux):
 
     tmux.key("C-c")
     assert exited(tmux) == "0"
-    assert re.search(r"xctl-probe-ebpf: stopped after \d+ lines; \d+ records lost$",
+    assert re.search(r"xctl-probe-ebpf: stopped after \d+ lines from \d+ records; "
+                     r"\d+ records lost$",
                      tmux.screen(), re.M)
 
 
