@@ -32,7 +32,7 @@ err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack, or drop
 for a TCP packet the kernel dropped, with reason and reason_code: the running
 kernel's name and number, and loss false, value 0, for one that is no loss),
 rtt_us, cgroup_id, netns, lost and count (records merged behind a slow
-reader), each when known. lost (cumulative, also in the last stderr line)
+reader, or per --interval), each when known. lost (cumulative, also in the last stderr line)
 counts records, not segments: those that found the ring buffer full and the
 runs of the probe's programs the kernel skipped (recursion_misses), whose
 segments the socket's next line carries, and those dropped behind a stalled
@@ -171,6 +171,19 @@ class Sort(str, enum.Enum):
     rate = "rate"
 
 
+INTERVAL_OPTION = typer.Option(
+    None, "--interval",
+    min=0.1,
+    max=3600.0,
+    callback=lambda value: value if value is None else _finite(value),
+    metavar="SECONDS",
+    show_default=False,
+    help="Rollups: at most one line per flow (and drop reason) per interval, segs summed, "
+    "count the records merged, value, owner and timers the newest. For nodes whose xctl "
+    "forwards every line to a hub. Default: a line per record. Example: "
+    f"{PROG} --interval 5",
+)
+
 VERSION_OPTION = typer.Option(
     False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
 )
@@ -192,6 +205,7 @@ def stream(
     no_drops: bool = NO_DROPS_OPTION,
     drops: Optional[Drops] = DROPS_OPTION,
     format: Optional[Format] = FORMAT_OPTION,
+    interval: Optional[float] = INTERVAL_OPTION,
     version: bool = VERSION_OPTION,
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -210,7 +224,7 @@ def stream(
         shown = None if no_drops else (drops or Drops.loss).value
         form = format or (Format.table if os.isatty(1) else Format.json)
         settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
-                                  format=form.value)
+                                  format=form.value, interval=interval)
         totals = run(stop, settings, _say)
     _say_stopped(totals)
 

@@ -34,6 +34,8 @@ class StreamSettings:
     # top's: the seconds it counts over, and what it sorts by first
     span: int = 10
     sort: str = "segs"
+    # --interval: at most one line per flow that often (None: a line per record)
+    interval: Optional[float] = None
 
 
 def _ms_since_process_start() -> float:
@@ -67,7 +69,11 @@ def _output(stop, settings: StreamSettings):
     if settings.format == "table":
         from ..terminal.table import table_writer
 
-        return table_writer(1, settings.window), contextlib.nullcontext()
+        return table_writer(1, settings.window, settings.interval), contextlib.nullcontext()
+    if settings.interval:
+        from ..output.writer import LineWriter
+
+        return LineWriter(1, interval_s=settings.interval), contextlib.nullcontext()
     return None, contextlib.nullcontext()
 
 
