@@ -16,9 +16,11 @@ import click
 import typer
 
 from .. import __version__
-from ..errors import (EXIT_BAD_INSTALL, EXIT_INTERNAL, EXIT_KERNEL_UNSUPPORTED, EXIT_NO_BTF,
-                      EXIT_NO_PRIVILEGE, EXIT_OK, EXIT_USAGE, ProbeError)
+from ..errors import (EXIT_BAD_INSTALL, EXIT_INTERNAL, EXIT_KERNEL_UNSUPPORTED,
+                      EXIT_METRICS_UNSERVED, EXIT_NO_BTF, EXIT_NO_PRIVILEGE, EXIT_OK, EXIT_USAGE,
+                      ProbeError)
 from ..kernel.objects import PROBE_OBJECT
+from .listen_address import listen_address
 
 PROG = "xctl-probe-ebpf"
 
@@ -45,6 +47,8 @@ Exit codes: {EXIT_OK} stopped by SIGTERM/SIGINT or stdout closed;
 and CAP_PERFMON); {EXIT_NO_BTF} kernel without BTF; {EXIT_BAD_INSTALL} BPF object or binding
 missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected the object (the
 error names the file the verifier's log is kept in);
+{EXIT_METRICS_UNSERVED} stopped as 0, but --metrics could not be served (port taken: one line on
+stderr said so at the start, and the stream ran without them);
 {EXIT_INTERNAL} internal error (please report)."""
 
 app = typer.Typer(
@@ -184,6 +188,28 @@ INTERVAL_OPTION = typer.Option(
     f"{PROG} --interval 5",
 )
 
+def _listen_address(value: Optional[str]):
+    if value is None:
+        return None
+    try:
+        return tuple(listen_address(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+METRICS_OPTION = typer.Option(
+    None, "--metrics",
+    callback=_listen_address,
+    metavar="ADDR:PORT",
+    show_default=False,
+    help="Serve Prometheus metrics (OpenMetrics or text) over HTTP on this address: "
+    "retransmitted segments by kind and job, dropped packets by reason and job, records "
+    "lost, the ring buffer's fill, the probe's info. ADDR is an IP address, IPv6 in "
+    "brackets; none for every address. Off by default; never on stdout. If it cannot be "
+    f"served (port taken), one line on stderr, the stream goes on, and the exit code at the "
+    f"stop is {EXIT_METRICS_UNSERVED}. Example: {PROG} --metrics 127.0.0.1:9977",
+)
+
 VERSION_OPTION = typer.Option(
     False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
 )
@@ -206,6 +232,7 @@ def stream(
     drops: Optional[Drops] = DROPS_OPTION,
     format: Optional[Format] = FORMAT_OPTION,
     interval: Optional[float] = INTERVAL_OPTION,
+    metrics: Optional[str] = METRICS_OPTION,
     version: bool = VERSION_OPTION,
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -224,9 +251,11 @@ def stream(
         shown = None if no_drops else (drops or Drops.loss).value
         form = format or (Format.table if os.isatty(1) else Format.json)
         settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
-                                  format=form.value, interval=interval)
+                                  format=form.value, interval=interval, metrics=metrics)
         totals = run(stop, settings, _say)
     _say_stopped(totals)
+    if totals.metrics_unserved:
+        raise typer.Exit(EXIT_METRICS_UNSERVED)
 
 
 def _say_stopped(totals) -> None:
