@@ -40,15 +40,15 @@ runs of the probe's programs the kernel skipped (recursion_misses), whose
 segments the socket's next line carries, and those dropped behind a stalled
 reader.
 
-Under xctl: ark run --probe "$(command -v {PROG})"
+Under xctl: ark run --probe "$(command -v {PROG})"; where xctl forwards to a
+hub, --interval, given through a wrapper script (see the README).
 
 Exit codes: {EXIT_OK} stopped by SIGTERM/SIGINT or stdout closed;
 {EXIT_USAGE} bad option or value; {EXIT_NO_PRIVILEGE} not privileged (needs root, or CAP_BPF
 and CAP_PERFMON); {EXIT_NO_BTF} kernel without BTF; {EXIT_BAD_INSTALL} BPF object or binding
 missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected the object (the
 error names the file the verifier's log is kept in);
-{EXIT_METRICS_UNSERVED} stopped as 0, but --metrics could not be served (port taken: one line on
-stderr said so at the start, and the stream ran without them);
+{EXIT_METRICS_UNSERVED} stopped as 0, but --metrics was not served (one stderr line said why);
 {EXIT_INTERNAL} internal error (please report)."""
 
 app = typer.Typer(
