@@ -44,9 +44,9 @@ def scrape(url):
 
 
 def samples(families, name):
-    """{labels as a sorted tuple: value} of one family's samples named ``name``."""
-    family = families[name.rsplit("_total", 1)[0] if name.endswith("_total") else name]
-    return {tuple(sorted(s.labels.items())): s.value for s in family.samples if s.name == name}
+    """{labels as a sorted tuple: value} of the samples named ``name``."""
+    return {tuple(sorted(s.labels.items())): s.value for family in families.values()
+            for s in family.samples if s.name == name}
 
 
 @pytest.fixture
