@@ -9,10 +9,6 @@ class ListenAddress(NamedTuple):
     host: str  # an IP address; "" for all of them
     port: int
 
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
 
 def listen_address(text: str) -> ListenAddress:
     """``127.0.0.1:9977``, ``[::1]:9977`` or ``:9977`` (every address);
