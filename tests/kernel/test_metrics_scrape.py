@@ -137,6 +137,7 @@ def test_a_taken_port_says_one_line_and_the_stream_goes_on_to_its_exit_code():
             while not said or "attached" not in said[-1]:
                 said.append(probe.proc.stderr.readline().decode())
                 assert said[-1], said
+            ns.drop_one_in(5, port)
             before = ns.counters()
             ns.traffic(port, 2)
             ns.wait_settled(port)
