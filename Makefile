@@ -102,7 +102,7 @@ deps:
 $(VENV)/.deps: pyproject.toml $(CONSTRAINTS) | deps
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
-	$(PIP) setuptools wheel cffi msgspec typer pytest
+	$(PIP) setuptools wheel cffi msgspec typer prometheus-client pytest
 	touch $@
 
 # setuptools' in-tree build directory keeps modules deleted since: start clean.

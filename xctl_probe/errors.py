@@ -14,6 +14,9 @@ EXIT_NO_PRIVILEGE = 3
 EXIT_NO_BTF = 4
 EXIT_BAD_INSTALL = 5
 EXIT_KERNEL_UNSUPPORTED = 6
+# Not a failure to start: --metrics could not be served, the stream ran
+# without them; the code it exits with at the stop.
+EXIT_METRICS_UNSERVED = 7
 
 
 class ProbeError(Exception):

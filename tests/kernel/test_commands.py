@@ -166,7 +166,7 @@ BENCH_KEYS = {"events_per_s", "drain_per_s", "drain_ratio", "bpf_ns_per_event", 
               "rss_mb", "idle_cpu_pct", "programs_ns_per_call", "drop_ns_reported",
               "drop_ns_ignored", "drop_events_per_s", "flood_drops_per_s", "flood_sent",
               "flood_dropped", "flood_segs", "flood_lines_per_s", "flood_cpu_pct", "flood_rss_mb",
-              "flood_drop_ns_per_call"}
+              "flood_drop_ns_per_call", "events_per_s_metrics", "metrics_ratio"}
 
 
 def test_bench_prints_its_figures_and_ends_with_them_as_json():
@@ -182,8 +182,13 @@ def test_bench_prints_its_figures_and_ends_with_them_as_json():
     assert set(figures) == BENCH_KEYS
     assert "20,000 synthetic records on 8 flows" in lines[0] and "(20,000 lines)" in lines[0]
     assert figures["events_per_s"] > 0 and figures["drain_per_s"] > figures["events_per_s"]
+    # The same path with --metrics' tap, three runs of each, and the ratio of their medians.
+    assert lines[2].startswith("events_per_s_metrics") and "3 runs each" in lines[2]
+    assert figures["events_per_s_metrics"] > 0
+    assert figures["metrics_ratio"] == pytest.approx(
+        figures["events_per_s_metrics"] / figures["events_per_s"], abs=5e-5)
     # The same path with records of dropped packets, named by this kernel's BTF.
-    assert lines[2].startswith("drop_events_per_s") and "SOCKET_RCVBUFF" in lines[2]
+    assert lines[3].startswith("drop_events_per_s") and "SOCKET_RCVBUFF" in lines[3]
     assert figures["drop_events_per_s"] > 0
     # Four decimals in the JSON.
     assert figures["drain_ratio"] == pytest.approx(

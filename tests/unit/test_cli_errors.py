@@ -20,6 +20,18 @@ def test_bad_window(value):
     assert_one_line_error(run_probe("--window", value), EXIT_USAGE, "--window")
 
 
+@pytest.mark.parametrize("value", ["0", "0.05", "3601", "nan", "inf", "-1", "soon"])
+def test_bad_interval(value):
+    assert_one_line_error(run_probe("--interval", value), EXIT_USAGE, "--interval")
+
+
+@pytest.mark.parametrize("value", ["9977", "localhost:9977", "::1:9977", "[127.0.0.1]:9977",
+                                   "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:", "[]:9977",
+                                   "127.0.0.1:http"])
+def test_bad_metrics_address(value):
+    assert_one_line_error(run_probe("--metrics", value), EXIT_USAGE, "--metrics")
+
+
 def test_missing_option_value():
     assert_one_line_error(run_probe("--window"), EXIT_USAGE, "--window")
 
@@ -39,7 +51,7 @@ def test_help_documents_exit_codes_and_xctl():
     assert result.returncode == 0
     text = result.stdout.decode()
     assert "--window" in text and "ark run --probe" in text
-    for code in range(1, 7):
+    for code in range(1, 8):
         assert f"{code} " in text
 
 

@@ -9,8 +9,11 @@ to compare, as ratios within one run where it can.
   the probe's own ring buffer, then taken through the probe's real path, on
   its threads: the ring drained on one; decode, owner, rate, event on the
   line thread; JSONL written to /dev/null by the writer thread. Only the
-  user-space side is timed. drain_per_s: the same ring drained by C code
-  that only counts records, the ceiling of any reader; drain_ratio =
+  user-space side is timed; the median of METRICS_RUNS runs.
+  events_per_s_metrics: the same with --metrics' tap counting every line, in
+  runs interleaved with those (plain, tap, plain, ...), and metrics_ratio =
+  events_per_s_metrics / events_per_s. drain_per_s: the same ring drained by
+  C code that only counts records, the ceiling of any reader; drain_ratio =
   events_per_s / drain_per_s. drop_events_per_s: the same, with records of
   dropped packets (SOCKET_RCVBUFF on established sockets: receivers out of
   buffer), which take a path of their own.
@@ -56,6 +59,9 @@ from .synthetic_records import DROP_REASON, throughput
 
 Say = Callable[[str], None]
 
+# Runs of events_per_s, with and without --metrics' tap, interleaved.
+METRICS_RUNS = 3
+
 
 def run(object_path: Path, records: int, flows: int, runs: int, storm_seconds: float,
         starts: int, idle_s: float, flood_s: float, say: Say) -> Dict[str, object]:
@@ -73,14 +79,25 @@ def run(object_path: Path, records: int, flows: int, runs: int, storm_seconds: f
 
 
 def _throughput(object_path: Path, records: int, flows: int, say: Say) -> Dict[str, object]:
-    rates = throughput(object_path, records, flows)
+    plain: List[Dict[str, float]] = []
+    tapped: List[float] = []
+    for _ in range(METRICS_RUNS):
+        plain.append(throughput(object_path, records, flows))
+        tapped.append(throughput(object_path, records, flows, metrics=True)["events_per_s"])
+    events = statistics.median(rates["events_per_s"] for rates in plain)
+    drained = statistics.median(rates["drain_per_s"] for rates in plain)
+    with_metrics = statistics.median(tapped)
     figures: Dict[str, object] = {
-        "events_per_s": round(rates["events_per_s"]),
-        "drain_per_s": round(rates["drain_per_s"]),
-        "drain_ratio": round(rates["events_per_s"] / rates["drain_per_s"], 4),
+        "events_per_s": round(events),
+        "drain_per_s": round(drained),
+        "drain_ratio": round(events / drained, 4),
+        "events_per_s_metrics": round(with_metrics),
+        "metrics_ratio": round(with_metrics / events, 4),
     }
-    for line in report.throughput_lines(figures, records, flows, rates["lines"]):
+    for line in report.throughput_lines(figures, records, flows, plain[0]["lines"]):
         say(line)
+    say(report.metrics_throughput_line(
+        figures, [round(rates["events_per_s"]) for rates in plain], [round(r) for r in tapped]))
     reasons = DropReasons(KERNEL_BTF) if KERNEL_BTF.is_file() else None
     if reasons is not None and reasons.code(DROP_REASON) is not None:
         drop_rates = throughput(object_path, records, flows, reasons)

@@ -13,6 +13,13 @@ def throughput_lines(figures: Dict[str, object], records: int, flows: int,
     ]
 
 
+def metrics_throughput_line(figures: Dict[str, object], plain: List[int],
+                            tapped: List[int]) -> str:
+    return (f"events_per_s_metrics {figures['events_per_s_metrics']:7,}  the same with "
+            f"--metrics' tap; metrics_ratio {figures['metrics_ratio']} (medians of "
+            f"{len(plain)} runs each, interleaved: {plain} without, {tapped} with)")
+
+
 def drop_throughput_line(drop_events_per_s, reason: str) -> str:
     if drop_events_per_s is None:
         return "drop_events_per_s        n/a  this kernel names no drop reasons"

@@ -1,15 +1,15 @@
 """events_per_s and drain_per_s: synthetic records of the real layout,
 written by bpf/bench.bpf.c (run in the kernel through BPF_PROG_TEST_RUN)
 into the probe's own ring buffer, then taken through the probe's real path
-to /dev/null, and through a C drain that only counts them. Only the
-user-space side is timed."""
+to /dev/null (with --metrics' tap on the line thread, or not), and through a
+C drain that only counts them. Only the user-space side is timed."""
 
 import os
 import socket
 import struct
 import time
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 from ..context.owners import Owners
 from ..errors import BadInstall, KernelUnsupported, ProbeError
@@ -19,6 +19,7 @@ from ..kernel.drop_reasons import DropReasons
 from ..kernel.loader import RING_MAP, LoadedProbe
 from ..kernel.objects import BENCH_OBJECT
 from ..kernel.ringbuf import RECORD_SIZE, RingReader
+from ..output.sink import Tap
 from ..output.stream import Stream
 
 BENCH_PROGRAM = "xp_bench_record"
@@ -78,9 +79,11 @@ class SyntheticRecords:
 
 
 def throughput(object_path: Path, records: int, flows: int,
-               drops: Optional[DropReasons] = None) -> Dict[str, float]:
+               drops: Optional[DropReasons] = None, metrics: bool = False) -> Dict[str, float]:
     """events_per_s through the real path and drain_per_s through the C drain;
-    with ``drops``, the kernel's reasons, of dropped packets."""
+    with ``drops``, the kernel's reasons, of dropped packets; with ``metrics``,
+    --metrics' tap counting every line (its server idle: a scrape reads
+    counters, never the stream)."""
     reason = None if drops is None else drops.code(DROP_REASON)
     devnull = os.open(os.devnull, os.O_WRONLY)
     # The synthetic flows' socket: the probe looks its owner up, and finds the bench.
@@ -89,9 +92,10 @@ def throughput(object_path: Path, records: int, flows: int,
     try:
         with LoadedProbe(object_path, ring_bytes=BENCH_RING_BYTES, attach=False) as probe:
             producer = SyntheticRecords(probe.map_fd(RING_MAP))
+            taps = (_metrics_tap(),) if metrics else ()
             try:
                 busy, lines = _through_stream(probe, _rounds(producer, records, flow),
-                                              devnull, drops)
+                                              devnull, drops, taps)
                 drain_busy, drained = _through_drain(probe, _rounds(producer, records, flow))
             finally:
                 producer.close()
@@ -113,13 +117,20 @@ def _rounds(producer: SyntheticRecords, records: int, flow: tuple) -> Iterator[N
         yield
 
 
+def _metrics_tap() -> Tap:
+    from ..output.metrics import StreamMetrics
+
+    return StreamMetrics({"version": "bench"}).tap
+
+
 def _through_stream(probe: LoadedProbe, rounds: Iterator[None], devnull: int,
-                    drops: Optional[DropReasons]) -> Tuple[float, int]:
+                    drops: Optional[DropReasons], taps: Sequence[Tap] = ()
+                    ) -> Tuple[float, int]:
     """(seconds the real path took, lines it wrote): this thread drains the
     ring as the stream's main thread does, while the stream's line thread and
     writer thread make and write the lines."""
     stream = Stream(probe, 10.0, Owners(probe.socket_holders), out_fd=devnull,
-                    reasons=drops)
+                    reasons=drops, taps=taps)
     busy = 0.0
     try:
         for _ in rounds:

@@ -16,12 +16,14 @@ import click
 import typer
 
 from .. import __version__
-from ..errors import (EXIT_BAD_INSTALL, EXIT_INTERNAL, EXIT_KERNEL_UNSUPPORTED, EXIT_NO_BTF,
-                      EXIT_NO_PRIVILEGE, EXIT_OK, EXIT_USAGE, ProbeError)
+from ..errors import (EXIT_BAD_INSTALL, EXIT_INTERNAL, EXIT_KERNEL_UNSUPPORTED,
+                      EXIT_METRICS_UNSERVED, EXIT_NO_BTF, EXIT_NO_PRIVILEGE, EXIT_OK, EXIT_USAGE,
+                      ProbeError)
 from ..kernel.objects import PROBE_OBJECT
 from .filter_options import (CGROUP_OPTION, COMM_OPTION, FAMILY_OPTION, JOB_OPTION, KIND_OPTION,
                              NETNS_OPTION, PID_OPTION, PORT_OPTION, REASON_OPTION, Family, Kind,
                              filters_from)
+from .listen_address import listen_address
 
 PROG = "xctl-probe-ebpf"
 
@@ -35,19 +37,21 @@ err_name, state, kind (rto, noncongestion, fast, tlp, syn, synack, or drop
 for a TCP packet the kernel dropped, with reason and reason_code: the running
 kernel's name and number, and loss false, value 0, for one that is no loss),
 rtt_us, cgroup_id, netns, lost and count (records merged behind a slow
-reader), each when known. lost (cumulative, also in the last stderr line)
+reader, or per --interval), each when known. lost (cumulative, also in the last stderr line)
 counts records, not segments: those that found the ring buffer full and the
 runs of the probe's programs the kernel skipped (recursion_misses), whose
 segments the socket's next line carries, and those dropped behind a stalled
 reader.
 
-Under xctl: ark run --probe "$(command -v {PROG})"
+Under xctl: ark run --probe "$(command -v {PROG})"; where xctl forwards to a
+hub, --interval, given through a wrapper script (see the README).
 
 Exit codes: {EXIT_OK} stopped by SIGTERM/SIGINT or stdout closed;
 {EXIT_USAGE} bad option or value; {EXIT_NO_PRIVILEGE} not privileged (needs root, or CAP_BPF
 and CAP_PERFMON); {EXIT_NO_BTF} kernel without BTF; {EXIT_BAD_INSTALL} BPF object or binding
 missing (reinstall); {EXIT_KERNEL_UNSUPPORTED} kernel lacks a hook or rejected the object (the
 error names the file the verifier's log is kept in);
+{EXIT_METRICS_UNSERVED} stopped as 0, but --metrics was not served (one stderr line said why);
 {EXIT_INTERNAL} internal error (please report)."""
 
 app = typer.Typer(
@@ -174,6 +178,41 @@ class Sort(str, enum.Enum):
     rate = "rate"
 
 
+INTERVAL_OPTION = typer.Option(
+    None, "--interval",
+    min=0.1,
+    max=3600.0,
+    callback=lambda value: value if value is None else _finite(value),
+    metavar="SECONDS",
+    show_default=False,
+    help="Rollups: at most one line per flow (and drop reason) per interval, segs summed, "
+    "count the records merged, value, owner and timers the newest. For nodes whose xctl "
+    "forwards every line to a hub. Default: a line per record. Example: "
+    f"{PROG} --interval 5",
+)
+
+def _listen_address(value: Optional[str]):
+    if value is None:
+        return None
+    try:
+        return tuple(listen_address(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+METRICS_OPTION = typer.Option(
+    None, "--metrics",
+    callback=_listen_address,
+    metavar="ADDR:PORT",
+    show_default=False,
+    help="Serve Prometheus metrics (OpenMetrics or text) over HTTP on this address: "
+    "retransmitted segments by kind and job, dropped packets by reason and job, records "
+    "lost, the ring buffer's fill, the probe's info. ADDR is an IP address, IPv6 in "
+    "brackets; none for every address. Off by default; never on stdout. If it cannot be "
+    f"served (port taken), one line on stderr, the stream goes on, and the exit code at the "
+    f"stop is {EXIT_METRICS_UNSERVED}. Example: {PROG} --metrics 127.0.0.1:9977",
+)
+
 VERSION_OPTION = typer.Option(
     False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
 )
@@ -204,6 +243,8 @@ def stream(
     family: List[Family] = FAMILY_OPTION,
     kind: List[Kind] = KIND_OPTION,
     reason: List[str] = REASON_OPTION,
+    interval: Optional[float] = INTERVAL_OPTION,
+    metrics: Optional[str] = METRICS_OPTION,
     version: bool = VERSION_OPTION,
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -221,9 +262,12 @@ def stream(
 
         form = format or (Format.table if os.isatty(1) else Format.json)
         settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
-                                  format=form.value, filters=filters)
+                                  format=form.value, interval=interval, metrics=metrics,
+                                  filters=filters)
         totals = run(stop, settings, _say)
     _say_stopped(totals)
+    if totals.metrics_unserved:
+        raise typer.Exit(EXIT_METRICS_UNSERVED)
 
 
 def _drops_shown(no_drops: bool, drops: Optional[Drops], filters) -> Optional[str]:

@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import click
 
@@ -40,6 +40,10 @@ class StreamSettings:
     span: int = 10
     sort: str = "segs"
     filters: Filters = field(default_factory=Filters)
+    # --interval: at most one line per flow that often (None: a line per record)
+    interval: Optional[float] = None
+    # --metrics: (host, port) to serve them on ("": every address); None: none
+    metrics: Optional[Tuple[str, int]] = None
 
 
 def _ms_since_process_start() -> float:
@@ -78,7 +82,11 @@ def _output(stop, settings: StreamSettings):
     if settings.format == "table":
         from ..terminal.table import table_writer
 
-        return table_writer(1, settings.window), contextlib.nullcontext()
+        return table_writer(1, settings.window, settings.interval), contextlib.nullcontext()
+    if settings.interval:
+        from ..output.writer import LineWriter
+
+        return LineWriter(1, interval_s=settings.interval), contextlib.nullcontext()
     return None, contextlib.nullcontext()
 
 
@@ -98,14 +106,45 @@ def run(stop, settings: StreamSettings, say: Say):
         from ..output.stream import Stream
 
         sink, screen = _output(stop, settings)
+        metrics = _metrics(probe, settings)
         stream = Stream(probe, settings.window, Owners(probe.socket_holders, settings.job_env),
-                        stop, reasons=reasons, sink=sink, keep=filters.keep())
+                        stop, reasons=reasons, sink=sink, keep=filters.keep(),
+                        taps=(metrics.metrics.tap,) if metrics else ())
+        served = _served(metrics, settings, lambda: stream.lost, say)
         hz = (f"HZ {probe.hz} (from the {probe.hz_source})" if probe.hz
               else "HZ unknown: rto_ms and stalled_ms left out")
         say(
             f"attached to {len(probe.attached)} tracepoints in "
             f"{_ms_since_process_start():.0f} ms since exec; {probe.layout}; {hz}; "
-            f"{probe.sockets}"
+            f"{probe.sockets}{served}"
         )
-        with screen:
-            return stream.run(settings.duration)
+        with screen, metrics or contextlib.nullcontext():
+            totals = stream.run(settings.duration)
+        totals.metrics_unserved = metrics is not None and not metrics.served
+        return totals
+
+
+def _metrics(probe, settings: StreamSettings):
+    """--metrics' registry and tap (None without the option)."""
+    if settings.metrics is None:
+        return None
+    from .. import __version__
+    from ..output.metrics_server import ProbeMetrics
+
+    return ProbeMetrics(probe, settings.ring_kib * 1024, {
+        "version": __version__, "kernel": os.uname().release, "layout": probe.layout,
+        "sockets": probe.sockets})
+
+
+def _served(metrics, settings: StreamSettings, lost: Callable[[], int], say: Say) -> str:
+    """Serves --metrics; what the start-up line adds of it. One line said when
+    they cannot be served: the stream goes on without them."""
+    if metrics is None:
+        return ""
+    from ..output.metrics_server import MetricsUnserved
+
+    try:
+        return f"; {metrics.serve(*settings.metrics, lost)}"
+    except MetricsUnserved as exc:
+        say(str(exc))
+        return ""

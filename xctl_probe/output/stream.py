@@ -39,6 +39,8 @@ class Totals:
     lost: int = 0
     unwritten: int = 0
     stdout_closed: bool = False
+    # Set by the caller: --metrics could not be served (errors.EXIT_METRICS_UNSERVED).
+    metrics_unserved: bool = False
 
 
 class Stream:
@@ -68,6 +70,11 @@ class Stream:
     @property
     def lines_written(self) -> int:
         return self._sink.lines
+
+    @property
+    def lost(self) -> int:
+        """Records lost so far, as the lines say."""
+        return self._sink.lost
 
     def wait_written(self, timeout_s: float) -> bool:
         """Until every record drained so far is a line, written (or ``timeout_s``)."""

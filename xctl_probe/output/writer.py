@@ -30,6 +30,13 @@ the writer thread (``late``): then that work counts as waiting for the reader,
 so a form slower than the lines come makes them merge too, and never slows
 the line thread.
 
+With an interval (``--interval``: rollups, for an xctl that forwards every
+line to its hub) every line waits in PendingLines, merged per flow, and the
+writer thread writes what waits once per interval, on a fixed grid from the
+start, and at close: at most one line per flow (and drop reason, and loss
+or not) per interval, Σsegs exact, the same bound and the same ``lost``.
+Without one, nothing of this path runs.
+
 xctl reads stdout line by line as it comes: nothing may sit in a buffer, so
 each batch goes out with os.write, whatever Python's own buffering would do.
 On a pipe (how xctl reads it) each write is whole lines of at most PIPE_BUF
@@ -92,7 +99,8 @@ class JsonLines:
 
 class LineWriter:
     def __init__(self, fd: int = 1, pending: PendingLines = None,
-                 form: Optional[LineForm] = None):
+                 form: Optional[LineForm] = None, interval_s: Optional[float] = None):
+        """``interval_s``: rollups, at most one line per flow that often (None: none)."""
         self._fd = fd
         self._form = form if form is not None else JsonLines()
         mode = os.fstat(fd).st_mode
@@ -113,6 +121,9 @@ class LineWriter:
         self._taken = 0
         self.lines = 0
         self.closed = False
+        self._interval = interval_s
+        # The end of the current interval: the next write of what waits.
+        self._due = time.monotonic() + (interval_s or 0.0)
         self._thread = threading.Thread(target=self._run, name="xctl-probe-writer", daemon=True)
         self._thread.start()
 
@@ -129,12 +140,13 @@ class LineWriter:
             if not lines:
                 return
             since = self._writing_since
-            if self._behind or (since and time.monotonic() - since > BEHIND_S):
+            if self._interval or self._behind or (since and time.monotonic() - since > BEHIND_S):
                 self._behind = True
                 add = self._pending.add
                 for line in lines:
                     add(line)
-                self._wake.notify()
+                if not self._interval:  # with one, the writer waits for the interval's end
+                    self._wake.notify()
                 return
             lost = self.lost
         # Outside the lock: the writer thread need not wait for the encoding.
@@ -164,6 +176,8 @@ class LineWriter:
     def _next(self) -> List[Tuple[Any, int]]:
         """What is to be written next, as the form prepared it, each with its
         count of lines; nothing once closing and all is written."""
+        if self._interval:
+            return self._next_interval()
         with self._lock:
             while not (self._ready or len(self._pending)):
                 self._behind = False  # all written: the reader has caught up
@@ -178,6 +192,28 @@ class LineWriter:
         if merged:
             batches.append((self._form.merged(merged, lost), len(merged)))
         return batches
+
+    def _next_interval(self) -> List[Tuple[Any, int]]:
+        """With an interval: what waited, merged, at the end of the next
+        interval that has any (or at once when closing, all that waits)."""
+        interval = self._interval
+        with self._lock:
+            while True:
+                closing = self._wake.wait_for(lambda: self._closing or self.closed,
+                                              max(0.0, self._due - time.monotonic()))
+                now = time.monotonic()
+                if not closing and now < self._due:
+                    continue
+                if now >= self._due:
+                    # The next end on the grid after now: a write that took longer
+                    # than an interval skips ends rather than writing twice in one.
+                    self._due += interval * (1 + (now - self._due) // interval)
+                if closing or len(self._pending):
+                    break
+            merged = self._pending.take()
+            lost = self.lost
+            self._taken += len(merged)
+        return [(self._form.merged(merged, lost), len(merged))] if merged else []
 
     def _run(self) -> None:
         # Stop signals belong to the main thread: none may interrupt a write here.

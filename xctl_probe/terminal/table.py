@@ -158,11 +158,12 @@ class TableRows:
                 "hot" if (line.backoff or 0) >= 3 else "")
 
 
-def table_writer(fd: int, window_s: float) -> LineWriter:
-    """The writer of the table's rows onto ``fd`` (stdout, what rich's console looks at)."""
+def table_writer(fd: int, window_s: float, interval_s: Optional[float] = None) -> LineWriter:
+    """The writer of the table's rows onto ``fd`` (stdout, what rich's console looks at);
+    ``interval_s``: a row per flow that often (--interval)."""
     console = Console()
     rows = TableRows(Palette(console), terminal_size(fd), window_s, console.encoding)
-    return LineWriter(fd, form=rows)
+    return LineWriter(fd, form=rows, interval_s=interval_s)
 
 
 def _aligned(text: str, width: int, right: bool) -> str:
