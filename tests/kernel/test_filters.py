@@ -16,7 +16,7 @@ from xctl_probe.kernel.drop_policy import COUNTS_MAP
 
 from lab.accounting import check_segs
 from lab.btf import kernel_names_drop_reasons
-from lab.filtered import Probes, drops_by_port, record_keys, retransmissions
+from lab.filtered import Probes, drops_by_port, record_keys, retransmissions, segs_by_flow
 from lab.marks import requires_root
 from lab.netns import LAB, Netns, merged_lines
 from lab.programs import probe_map
@@ -75,14 +75,14 @@ def test_ports_family_and_netns_leave_the_ring_nothing_of_what_they_filter_out()
     # The IPv4-mapped flow is ipv4, as lines say it, and the only one on its port.
     ours = [e for e in every.lines if e["netns"] == a.inode and m in (e["sport"], e["dport"])]
     assert ours and {e["family"] for e in ours} == {"ipv4"}
-    assert record_keys(retransmissions(mapped.lines, a.inode)) == record_keys(
+    assert segs_by_flow(retransmissions(mapped.lines, a.inode)) == segs_by_flow(
         retransmissions(ours, a.inode))
     assert drops_by_port(mapped.lines, a.inode) == {m: drops_by_port(every.lines, a.inode)[m]}
     assert all(e["netns"] == a.inode and m in (e["sport"], e["dport"]) for e in mapped.lines)
     # IPv6: only the flow on q, in A.
     v6 = [e for e in every.lines if e["netns"] == a.inode and e["family"] == "ipv6"]
     assert v6 and {e["sport"] for e in v6 if e.get("kind") == "drop"} == {q}
-    assert record_keys(retransmissions(ipv6.lines, a.inode)) == record_keys(
+    assert segs_by_flow(retransmissions(ipv6.lines, a.inode)) == segs_by_flow(
         retransmissions(v6, a.inode))
     assert drops_by_port(ipv6.lines, a.inode) == {q: drops_by_port(every.lines, a.inode)[q]}
     assert all(e["netns"] == a.inode and e["family"] == "ipv6" for e in ipv6.lines)
@@ -185,7 +185,7 @@ def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup
     # The cgroup is the kernel's, in the record: the same in every probe.
     wanted = [e for e in ours if e.get("cgroup_id") == cgroup_id]
     assert all(e.get("cgroup_id") == cgroup_id for e in by_cgroup.lines)
-    assert wanted and record_keys(retransmissions(by_cgroup.lines, ns.inode)) == record_keys(
+    assert wanted and segs_by_flow(retransmissions(by_cgroup.lines, ns.inode)) == segs_by_flow(
         wanted)
     # An owner, its comm and job are user space's, found by each probe as it
     # makes the line: a line that one probe names and another does not (a

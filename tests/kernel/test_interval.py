@@ -12,6 +12,7 @@ from lab.xctl_contract import check_probe_line
 
 PORTS = (9461, 9462, 9463)
 SECONDS = 4
+PIPE_BYTES = 1 << 20
 
 
 def storm_lines(probe, netns):
@@ -31,9 +32,11 @@ def test_a_three_flow_storm_gives_a_line_per_flow_a_second_and_every_record():
     try:
         for port in PORTS:
             ns.drop_one_in(5, port)
-        oracle = ProbeProcess()
+        # Pipes of 1 MiB: the oracle never falls behind the tests' reader
+        # thread on a busy machine, and so never merges lines.
+        oracle = ProbeProcess(pipe_bytes=PIPE_BYTES)
         started = time.monotonic()
-        rollup = ProbeProcess("--interval", "1")
+        rollup = ProbeProcess("--interval", "1", pipe_bytes=PIPE_BYTES)
         before = ns.counters()
         senders = [ns.spawn("--port", str(port), "--seconds", str(SECONDS)) for port in PORTS]
         time.sleep(SECONDS)

@@ -13,6 +13,7 @@ from typing import Dict, List, Sequence
 from .probe import ProbeProcess
 from .xctl_contract import check_probe_line
 
+PIPE_BYTES = 1 << 20
 STOPPED = re.compile(r"stopped after (\d+) lines from (\d+) records; (\d+) records lost")
 
 
@@ -29,6 +30,16 @@ def record_keys(lines: List[dict]) -> Counter:
     them (not ts, value, owner: those depend on when the probe looked)."""
     return Counter((e["entity_id"], e["netns"], e.get("kind"), e.get("state"), e["segs"],
                     e.get("reason"), e.get("cgroup_id")) for e in lines)
+
+
+def segs_by_flow(lines: List[dict]) -> Counter:
+    """Σsegs per flow: exact in every probe, whichever records the kernel
+    skipped for one of them (the close record carries their segments) and
+    whatever lines one merged."""
+    by_flow: Counter = Counter()
+    for e in lines:
+        by_flow[e["entity_id"], e["netns"], e.get("cgroup_id")] += e["segs"]
+    return by_flow
 
 
 def retransmissions(lines: List[dict], netns: int) -> List[dict]:
@@ -49,11 +60,14 @@ class Probes:
     """An unfiltered probe and one per argument list, started before the traffic."""
 
     def __init__(self, *filtered: Sequence[str]):
-        self.all = ProbeProcess()
+        # A pipe of 1 MiB holds seconds of a storm's lines: no probe falls
+        # behind the tests' reader threads (which several probes and the
+        # traffic share two CPUs with) and merges lines.
+        self.all = ProbeProcess(pipe_bytes=PIPE_BYTES)
         self.filtered: List[ProbeProcess] = []
         try:
             for args in filtered:
-                self.filtered.append(ProbeProcess(*args))
+                self.filtered.append(ProbeProcess(*args, pipe_bytes=PIPE_BYTES))
         except BaseException:
             self.kill()
             raise
