@@ -102,6 +102,21 @@ def test_jobs_past_the_cap_are_counted_as_other(line, served):
     assert MAX_JOBS == 256
 
 
+def test_a_silent_client_or_a_bad_request_neither_holds_the_server_nor_writes_to_stderr(
+        served, capfd):
+    url = served(StreamMetrics(INFO))
+    host, port = url.split("/")[2].rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as silent, \
+            socket.create_connection((host, int(port))) as bad:
+        silent.sendall(b"GET /metr")
+        bad.sendall(b"\x00\xff not http\r\n\r\n")
+        # Served one at a time: this waits for the silent client's timeout,
+        # and would wait for ever without one.
+        assert "xctl_probe_records_lost" in scrape(url)
+        assert b"400" in bad.recv(4096)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_ring_fill_is_the_unread_bytes_over_the_size():
     """The kernel's layout: the consumer's position at 0, the producer's a page on."""
     page = mmap.PAGESIZE
