@@ -258,11 +258,11 @@ def stream(
     # Before the binding is loaded and the kernel's BTF read: a stop signal
     # while the probe starts ends it as cleanly as one that comes later.
     with StopSignals() as stop:
-        from .streaming import StreamSettings, run
+        from .streaming import StreamSettings, format_for, run
 
-        form = format or (Format.table if os.isatty(1) else Format.json)
         settings = StreamSettings(object_path, ring_kib, window, job_env, duration, shown,
-                                  format=form.value, interval=interval, metrics=metrics,
+                                  format=format_for(format and format.value),
+                                  interval=interval, metrics=metrics,
                                   filters=filters)
         totals = run(stop, settings, _say)
     _say_stopped(totals)

@@ -71,9 +71,15 @@ def _drop_reasons(drops: Optional[str], filters: Filters):
     return reasons, policy(reasons, report_all, asked), None
 
 
-def _output(stop, settings: StreamSettings):
-    """The sink the lines go to (None: the stream's own, JSONL on stdout),
-    and what holds the terminal while the stream runs (top's screen)."""
+def format_for(asked: Optional[str], out_fd: int = 1) -> str:
+    """The format of the lines: the one asked for, else a table for a person
+    at a terminal and JSONL for anything else (xctl reads a pipe)."""
+    return asked or ("table" if os.isatty(out_fd) else "json")
+
+
+def output_for(stop, settings: StreamSettings, out_fd: int = 1):
+    """The sink the lines go to, and what holds the terminal while the
+    stream runs (top's screen)."""
     if settings.format == "top":
         from ..terminal.top import TopView
 
@@ -82,12 +88,11 @@ def _output(stop, settings: StreamSettings):
     if settings.format == "table":
         from ..terminal.table import table_writer
 
-        return table_writer(1, settings.window, settings.interval), contextlib.nullcontext()
-    if settings.interval:
-        from ..output.writer import LineWriter
+        return (table_writer(out_fd, settings.window, settings.interval),
+                contextlib.nullcontext())
+    from ..output.writer import LineWriter
 
-        return LineWriter(1, interval_s=settings.interval), contextlib.nullcontext()
-    return None, contextlib.nullcontext()
+    return LineWriter(out_fd, interval_s=settings.interval), contextlib.nullcontext()
 
 
 def run(stop, settings: StreamSettings, say: Say):
@@ -105,7 +110,7 @@ def run(stop, settings: StreamSettings, say: Say):
         from ..context.owners import Owners
         from ..output.stream import Stream
 
-        sink, screen = _output(stop, settings)
+        sink, screen = output_for(stop, settings)
         metrics = _metrics(probe, settings)
         stream = Stream(probe, settings.window, Owners(probe.socket_holders, settings.job_env),
                         stop, reasons=reasons, sink=sink, keep=filters.keep(),
