@@ -1,12 +1,16 @@
 """Fixtures every kind of test may use; the lab itself is the lab package."""
 
 import time
+import uuid
 
 import pytest
+
+from xctl_probe.context.jobs import cgroup2_root
 
 from lab.accounting import check_segs, flow_lines
 from lab.netns import Netns
 from lab.probe import ProbeProcess
+from lab.scenarios import remove_cgroups
 from lab.xctl_contract import check_probe_line
 
 
@@ -43,3 +47,31 @@ def lab(request):
         if probe is not None:
             probe.kill()
         ns.close()
+
+
+@pytest.fixture
+def job_cgroups():
+    """``make(name, job, step=True)``: a cgroup job_<job> (and its step_0,
+    where the path ends) of the test's own, in a directory named for
+    ``name``; every one removed after the test. Skips the test without a
+    cgroup2 hierarchy."""
+    made = []
+
+    def make(name: str, job: str, step: bool = True):
+        root = cgroup2_root()
+        if root is None:
+            pytest.skip("no cgroup2 hierarchy mounted")
+        base = root / f"{name}-{uuid.uuid4().hex[:8]}"
+        path = base / f"job_{job}"
+        if step:
+            path = path / "step_0"
+        path.mkdir(parents=True)
+        innermost_first = [path]
+        while innermost_first[-1] != base:
+            innermost_first.append(innermost_first[-1].parent)
+        made.append(innermost_first)
+        return path
+
+    yield make
+    for directories in made:
+        remove_cgroups(*directories)

@@ -7,11 +7,9 @@ itself (the last stderr line) and by the drop program's own map."""
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
-from xctl_probe.context.jobs import cgroup2_root
 from xctl_probe.kernel.drop_policy import COUNTS_MAP
 
 from lab.accounting import check_segs
@@ -20,7 +18,6 @@ from lab.filtered import Probes, drops_by_port, record_keys, retransmissions, se
 from lab.marks import requires_root
 from lab.netns import LAB, Netns, merged_lines
 from lab.programs import probe_map
-from lab.scenarios import remove_cgroups
 
 pytestmark = requires_root
 
@@ -127,15 +124,8 @@ def test_a_reason_not_asked_for_gets_no_record():
 
 
 @pytest.fixture
-def job_cgroup():
-    root = cgroup2_root()
-    if root is None:
-        pytest.skip("no cgroup2 hierarchy mounted")
-    base = root / f"xpt-filter-{uuid.uuid4().hex[:8]}"
-    path = base / "job_4343"
-    path.mkdir(parents=True)
-    yield path
-    remove_cgroups(path, base)
+def job_cgroup(job_cgroups):
+    return job_cgroups("xpt-filter", "4343", step=False)
 
 
 def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup):
@@ -144,8 +134,6 @@ def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup
     procs = []
     probes = None
     try:
-        ns.drop_one_in(5, keep)
-        ns.drop_one_in(5, other)
         # The kept sender in the job's cgroup (before `ip netns exec`, which
         # mounts a /sys without cgroups), the other beside it; both wait to send.
         procs.append(subprocess.Popen(
@@ -160,6 +148,11 @@ def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup
         probes = Probes(["--pid", str(kept_pid), "--job", "4343"],
                         ["--comm", "xpt-other", "--kind", "fast", "--kind", "tlp"],
                         ["--cgroup", str(job_cgroup)])
+        # Only once every probe is attached: the senders connected before
+        # them, and a handshake's retransmission in between would reach
+        # only the probes that had started.
+        ns.drop_one_in(5, keep)
+        ns.drop_one_in(5, other)
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()

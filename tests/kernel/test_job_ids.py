@@ -4,31 +4,22 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
-from xctl_probe.context.jobs import CgroupJobs, cgroup2_root
+from xctl_probe.context.jobs import CgroupJobs
 
 from lab.accounting import drop_lines, flow_lines
 from lab.btf import kernel_names_drop_reasons
 from lab.marks import requires_root
 from lab.netns import LAB, Netns, merged_lines
 from lab.probe import ProbeProcess
-from lab.scenarios import remove_cgroups
 from lab.xctl_contract import check_probe_line
 
 
 @pytest.fixture
-def slurm_cgroup():
-    root = cgroup2_root()
-    if root is None:
-        pytest.skip("no cgroup2 hierarchy mounted")
-    base = root / f"xpt-slurm-{uuid.uuid4().hex[:8]}"
-    path = base / "job_4242" / "step_0"
-    path.mkdir(parents=True)
-    yield path
-    remove_cgroups(path, path.parent, base)
+def slurm_cgroup(job_cgroups):
+    return job_cgroups("xpt-slurm", "4242")
 
 
 @requires_root

@@ -10,19 +10,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from xctl_probe.context.jobs import cgroup2_root
 from xctl_probe.errors import EXIT_METRICS_UNSERVED
 
 from lab.accounting import check_segs, flow_lines
 from lab.marks import requires_root
 from lab.netns import LAB, Netns
 from lab.probe import ProbeProcess
-from lab.scenarios import remove_cgroups
 from lab.waits import patient
 from lab.xctl_contract import check_probe_line
 
@@ -30,17 +27,10 @@ SEGMENTS = "xctl_probe_retransmitted_segments_total"
 
 
 @pytest.fixture
-def job_cgroup():
+def job_cgroup(job_cgroups):
     """A cgroup job_N/step_0 of the test's own: (its path, N)."""
-    root = cgroup2_root()
-    if root is None:
-        pytest.skip("no cgroup2 hierarchy mounted")
     job = str(random.randrange(10**6, 10**7))
-    base = root / f"xpt-metrics-{uuid.uuid4().hex[:8]}"
-    path = base / f"job_{job}" / "step_0"
-    path.mkdir(parents=True)
-    yield path, job
-    remove_cgroups(path, path.parent, base)
+    return job_cgroups("xpt-metrics", job), job
 
 
 def free_port() -> int:
