@@ -63,12 +63,19 @@ static __always_inline int family_wanted(__u16 family, const __u8 *saddr, const 
 	       flow_filter.families & (ipv6 ? XP_FILTER_IPV6 : XP_FILTER_IPV4);
 }
 
-/* A socket's flow (or a request socket's), read as fill_flow() reads it. */
+/*
+ * A socket's flow (or a request socket's), read as fill_flow() reads it.
+ * None when only drops are asked for: a retransmission's, owner's or close
+ * record would be a line user space leaves out, and in a storm such records
+ * would fill the ring the drops need.
+ */
 static __always_inline int sock_wanted(const struct sock_common *skc)
 {
 	__u8 saddr[XP_ADDR_LEN] = {}, daddr[XP_ADDR_LEN] = {};
 	__u16 family;
 
+	if (flow_filter.drops_only)
+		return 0;
 	if (!port_wanted(skc->skc_num, bpf_ntohs(skc->skc_dport)))
 		return 0;
 	if (flow_filter.nnetns && !netns_wanted(skc->skc_net.net->ns.inum))

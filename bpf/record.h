@@ -136,7 +136,8 @@ struct xp_filter {
 	__u8 nports;
 	__u8 nnetns;
 	__u8 families;			/* enum xp_filter_family bits; 0: any */
-	__u8 unused;			/* 0: the layout has no implicit padding */
+	__u8 drops_only;		/* 1: only drops asked for (--reason, --kind drop):
+					 * no socket's records at all */
 };
 
 /* TCP states (tcp_states.h, all below 16) and 0 for a drop without a socket. */

@@ -115,6 +115,11 @@ def test_a_reason_not_asked_for_gets_no_record():
     assert counts[0][nf] and counts[0][ns_code]
     assert [code for code, n in counts[1].items() if n] == [nf]
     assert [code for code, n in counts[2].items() if n] == [ns_code]
+    # And their rings took those records and no other: the storm's
+    # retransmissions, which the unfiltered probe saw, reserved nothing there.
+    assert any(e.get("kind") != "drop" for e in every.lines if e["netns"] == ns.inode)
+    assert (netfilter.records, no_socket.records) == (sum(counts[1].values()),
+                                                     sum(counts[2].values()))
     # Only drop lines, of the reason asked for, and all of them of the test's namespace.
     for kept, name in ((netfilter, "NETFILTER_DROP"), (no_socket, "NO_SOCKET")):
         assert {(e.get("kind"), e["reason"]) for e in kept.lines} == {("drop", name)}

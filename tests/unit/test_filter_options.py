@@ -155,7 +155,13 @@ def test_the_flow_filter_as_the_kernel_reads_it():
     flow = ffi.cast("struct xp_filter *", ffi.from_buffer(packed))
     assert (flow.nports, list(flow.ports)[:2], flow.nnetns, flow.netns[0]) == (
         2, [80, 443], 1, 4026531840)
-    assert flow.families == lib.XP_FILTER_IPV6
+    assert flow.families == lib.XP_FILTER_IPV6 and flow.drops_only == 0
+    # Drops alone asked for: the socket programs reserve no record.
+    assert filters.Filters(reasons=frozenset({"NETFILTER_DROP"})).drops_only
+    assert filters.Filters(kinds=frozenset({"drop"})).drops_only
+    assert not filters.Filters(kinds=frozenset({"drop", "rto"})).drops_only
+    alone = flow_filter(frozenset(), frozenset(), frozenset(), drops_only=True).packed()
+    assert ffi.cast("struct xp_filter *", ffi.from_buffer(alone)).drops_only == 1
     both = FlowFilter(families=frozenset({"ipv4", "ipv6"})).packed()
     assert ffi.cast("struct xp_filter *", ffi.from_buffer(both)).families == (
         lib.XP_FILTER_IPV4 | lib.XP_FILTER_IPV6)

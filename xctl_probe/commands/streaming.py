@@ -101,7 +101,8 @@ def run(stop, settings: StreamSettings, say: Say):
     reasons, drop_policy, unreported = _drop_reasons(settings.drops, filters)
     with LoadedProbe(settings.object_path, ring_bytes=settings.ring_kib * 1024,
                      drops=drop_policy,
-                     filters=flow_filter(filters.ports, filters.netns, filters.families)
+                     filters=flow_filter(filters.ports, filters.netns, filters.families,
+                                         filters.drops_only)
                      ) as probe:
         # Once loaded: a probe that cannot start says one line, its error.
         if unreported:

@@ -5,7 +5,8 @@ has checked them (xctl_probe/commands/filter_options.py).
 The values of one option are ORed, the options ANDed. Those the kernel can
 apply before a record is reserved go there (ports, family, namespace: the
 flow filter, kernel/flow_filter.py; reasons: the drop policy's NOT_ASKED;
-kinds without drop leave the drop program out); the rest are the stream's
+kinds without drop leave the drop program out, and drops alone leave
+the retransmission programs without records); the rest are the stream's
 ``keep`` (output/sink.py), which is None, and costs nothing, when no option
 asks for one. This module imports no binding: the CLI builds it before
 anything is loaded."""
@@ -48,6 +49,11 @@ class Filters:
         if self.reasons:
             return frozenset({"drop"})
         return self.kinds
+
+    @property
+    def drops_only(self) -> bool:
+        """Whether only drop lines may pass: then no socket's record is reserved."""
+        return self.kinds_kept == frozenset({"drop"})
 
     @property
     def drops(self) -> bool:
