@@ -185,22 +185,34 @@ def test_pid_comm_job_cgroup_and_kind_keep_exactly_the_matching_lines(job_cgroup
     assert all(e.get("cgroup_id") == cgroup_id for e in by_cgroup.lines)
     assert wanted and segs_by_flow(retransmissions(by_cgroup.lines, ns.inode)) == segs_by_flow(
         wanted)
-    # An owner, its comm and job are user space's, found by each probe as it
-    # makes the line: a line that one probe names and another does not (a
-    # socket closed before it asked) may differ, as the owner tests allow (at
-    # least 99 % named).
+    # A client's records carry their owner from the kernel (remembered at
+    # connect()): every probe names the same one, and there the filtered
+    # probes keep exactly the lines that match. The servers' ends are named
+    # from the kernel's socket holders and /proc, by each probe as it makes
+    # the line: one may name an end another could not (a socket closed
+    # before it asked), as the owner tests allow (at least 99 % named).
     cases = [
-        (by_pid_job, lambda e: e.get("pid") == kept_pid and e.get("job_id") == "4343"),
+        (by_pid_job, lambda e: e.get("pid") == kept_pid and e.get("job_id") == "4343", True),
         (by_comm_kind, lambda e: e.get("comm") == "xpt-other" and e.get("kind") in ("fast",
-                                                                                    "tlp")),
+                                                                                    "tlp"), False),
     ]
-    for kept, matches in cases:
+    for kept, matches, whole_flows in cases:
         # Nothing that does not match, anywhere on the machine ...
         assert all(matches(e) for e in kept.lines)
         # ... and the retransmission lines of the test's that match.
+        theirs = retransmissions(kept.lines, ns.inode)
         wanted = record_keys([e for e in ours if matches(e)])
-        got = record_keys(retransmissions(kept.lines, ns.inode))
+        got = record_keys(theirs)
+        clients = [e for e in ours if e["dport"] in (keep, other) and matches(e)]
+        kept_clients = [e for e in theirs if e["dport"] in (keep, other)]
         print(f"{sum(wanted.values())} of {len(ours)} lines match; the filtered probe kept "
-              f"{sum(got.values())}")
-        assert wanted and not got - wanted
+              f"{sum(got.values())}; of the clients' {len(clients)}, {len(kept_clients)}")
+        assert clients and not got - wanted
+        if whole_flows:
+            # Every line of a client's flow matches: its Σsegs, exact whatever
+            # runs the kernel skipped for one probe or the other.
+            assert segs_by_flow(kept_clients) == segs_by_flow(clients)
+        if not (every.lost or kept.lost):
+            # No run skipped: the same records in both probes.
+            assert record_keys(kept_clients) == record_keys(clients)
         assert 100 * sum((wanted - got).values()) <= sum(wanted.values())
